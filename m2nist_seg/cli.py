@@ -1,0 +1,218 @@
+"""Command line: ``python -m m2nist_seg {generate,train,evaluate,predict,run} --help``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from m2nist_seg import data
+from m2nist_seg.errors import M2NISTError
+from m2nist_seg.settings import SHIPPED_MODEL
+
+
+def _atomic_npy(path: Path, array: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npy")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_generate(args) -> None:
+    images, masks = data.generate(args.n, seed=args.seed, pool=args.pool)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_npy(out / data.IMAGES_FILE, images)
+    _atomic_npy(out / data.MASKS_FILE, masks)
+    print(f"wrote {len(images)} images to {out / data.IMAGES_FILE} and their masks to {out / data.MASKS_FILE}")
+
+
+def _train_config(args):
+    from m2nist_seg.train import TrainConfig
+
+    return TrainConfig(
+        name=args.name,
+        variant=args.variant,
+        loss=args.loss,
+        epochs=args.epochs,
+        patience=args.patience,
+        n_images=args.n_images,
+        seed=args.seed,
+        source=args.source,
+        data_dir=args.data_dir,
+        output_dir=args.output_dir,
+        time_budget_s=None if args.time_budget is None else 60 * args.time_budget,
+        deterministic=args.deterministic,
+    )
+
+
+def _write_run_figures(report: dict, run_dir: Path, model, split) -> None:
+    import pandas as pd
+
+    from m2nist_seg import evaluate, metrics, plots
+
+    figures = run_dir / "figures"
+    plots.save_figure(
+        plots.plot_per_class(report["per_class"], "Per-class IoU and Dice (test split)"), figures / "per_class.png"
+    )
+    plots.save_figure(plots.plot_confusion(np.array(report["confusion_matrix"])), figures / "confusion.png")
+    predicted = evaluate.predict(model, split.images[:6])
+    iou, _ = metrics.per_image_scores(split.labels[:6], predicted)
+    plots.save_figure(plots.plot_gallery(split.images[:6], split.labels[:6], predicted, iou), figures / "gallery.png")
+    history = run_dir / "history.csv"
+    if history.is_file():
+        plots.save_figure(plots.plot_history(pd.read_csv(history)), figures / "history.png")
+    print(f"figures in {figures}")
+
+
+def cmd_train(args) -> None:
+    import keras
+
+    from m2nist_seg import evaluate, train
+
+    config = _train_config(args)
+    report = train.train(config)
+    print(evaluate.format_report(report))
+    model = keras.models.load_model(config.run_dir / train.MODEL_FILE)
+    split = data.load(config.source, directory=config.data_dir, n=config.n_images, seed=config.seed).test
+    _write_run_figures(report, config.run_dir, model, split)
+    print(f"model, history and report in {config.run_dir}")
+
+
+def _load_model(path: str):
+    import keras
+
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".keras":
+        raise M2NISTError(f"--model: found {path}, expected an existing .keras file")
+    return keras.models.load_model(path)
+
+
+def cmd_evaluate(args) -> None:
+    from m2nist_seg import evaluate
+
+    model = _load_model(args.model)
+    splits = data.load(args.source, directory=args.data_dir, seed=args.seed)
+    report = evaluate.evaluate(model, getattr(splits, args.split))
+    print(evaluate.format_report(report))
+    if args.out:
+        print(f"report written to {evaluate.save_report(report, args.out)}")
+
+
+def _read_input(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise M2NISTError(f"{path}: file not found, expected an .npy or .png image")
+    if path.suffix == ".npy":
+        try:
+            images = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError, OSError) as err:
+            raise M2NISTError(f"{path}: not a readable .npy file ({err})") from None
+        return images[None] if images.ndim == 2 else images
+    if path.suffix == ".png":
+        import matplotlib.image
+
+        pixels = matplotlib.image.imread(path)
+        if pixels.ndim == 3:
+            pixels = pixels[..., :3].mean(axis=-1)
+        scale = 255.0 if pixels.dtype.kind == "f" else 1.0
+        return np.clip(np.round(pixels * scale), 0, 255).astype(np.uint8)[None]
+    raise M2NISTError(f"{path}: found suffix {path.suffix!r}, expected .npy or .png")
+
+
+def cmd_predict(args) -> None:
+    from m2nist_seg import evaluate, plots
+
+    images = _read_input(Path(args.input))
+    model = _load_model(args.model)
+    labels = evaluate.predict(model, images, ink_gated=args.ink_gated)
+    shown = min(len(images), 8)
+    fig = plots.plot_predictions(images[:shown], labels[:shown])
+    print(f"coloured masks of {shown} image(s) written to {plots.save_figure(fig, args.out)}")
+
+
+def cmd_run(args) -> None:
+    logging.getLogger("m2nist_seg").setLevel(logging.INFO)
+    cmd_train(args)
+
+
+def _add_train_options(parser: argparse.ArgumentParser, epochs: int) -> None:
+    from m2nist_seg.model import VARIANTS
+    from m2nist_seg.train import LOSSES
+
+    parser.add_argument("--epochs", type=int, default=epochs, help="maximum epochs (default: %(default)s)")
+    parser.add_argument("--variant", choices=VARIANTS, default="fcn8", help="decoder (default: %(default)s)")
+    parser.add_argument("--loss", choices=LOSSES, default="ce_dice", help="loss (default: %(default)s)")
+    parser.add_argument(
+        "--patience", type=int, default=4, help="early-stopping patience in epochs (default: %(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument(
+        "--n-images", type=int, default=5000, help="generated images in all splits (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--name", default="fcn8", help="run name: output goes to OUTPUT_DIR/NAME (default: %(default)s)"
+    )
+    parser.add_argument("--output-dir", default="runs", help="folder for runs (default: %(default)s)")
+    parser.add_argument(
+        "--source", choices=data.SOURCES, default="generated", help="data source (default: %(default)s)"
+    )
+    parser.add_argument("--data-dir", help="folder with Kaggle's combined.npy and segmented.npy (--source kaggle)")
+    parser.add_argument("--time-budget", type=float, help="stop training after this many minutes")
+    parser.add_argument("--deterministic", action="store_true", help="enable TensorFlow op determinism")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m m2nist_seg", description=__doc__.split(":")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    gen = commands.add_parser("generate", help="write generated M2NIST in Kaggle's layout")
+    gen.add_argument("--n", type=int, default=5000, help="number of images (default: %(default)s)")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    gen.add_argument("--pool", choices=("train", "test"), default="train", help="digit pool (default: %(default)s)")
+    gen.add_argument("--out", default="data/generated", help="output folder (default: %(default)s)")
+    gen.set_defaults(func=cmd_generate)
+
+    tr = commands.add_parser("train", help="train a model and evaluate its best checkpoint")
+    _add_train_options(tr, epochs=6)
+    tr.set_defaults(func=cmd_train)
+
+    ev = commands.add_parser("evaluate", help="evaluate a model on a data split")
+    ev.add_argument("--model", default=str(SHIPPED_MODEL), help="a .keras model (default: the shipped one)")
+    ev.add_argument("--source", choices=data.SOURCES, default="generated", help="data source (default: %(default)s)")
+    ev.add_argument("--data-dir", help="folder with Kaggle's files (--source kaggle)")
+    ev.add_argument("--split", choices=("train", "val", "test"), default="test", help="split (default: %(default)s)")
+    ev.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    ev.add_argument("--out", help="write the report as JSON here")
+    ev.set_defaults(func=cmd_evaluate)
+
+    pr = commands.add_parser("predict", help="predict masks for an .npy or .png input and draw them")
+    pr.add_argument("input", help="an .npy of images (N, 64, 84) or (64, 84), or a 64×84 PNG")
+    pr.add_argument("--model", default=str(SHIPPED_MODEL), help="a .keras model (default: the shipped one)")
+    pr.add_argument("--out", default="prediction.png", help="output PNG (default: %(default)s)")
+    pr.add_argument("--ink-gated", action="store_true", help="label ink-free pixels background")
+    pr.set_defaults(func=cmd_predict)
+
+    run = commands.add_parser("run", help="the main job: train and evaluate with the defaults, print the report")
+    _add_train_options(run, epochs=6)
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="%(message)s", level=logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except M2NISTError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,165 @@
+"""Evaluation: predict label maps, and report how well a model segments a split.
+
+The report holds per-class IoU and Dice, mean digit IoU and Dice, the worst digit, pixel accuracy, the
+confusion matrix and counts. It also holds, in a separate ``ink_gated`` section, the scores of an optional
+refinement: M2NIST's digit pixels are exactly its ink (image > 0), so a prediction can label every ink-free
+pixel background and every ink pixel with its most likely digit. The plain FCN-8 numbers never include it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import weakref
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from m2nist_seg import data, metrics
+from m2nist_seg.errors import M2NISTError
+
+_predictors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _check_images(images) -> np.ndarray:
+    if not isinstance(images, np.ndarray):
+        raise M2NISTError(f"images: found {type(images).__name__}, expected a numpy array")
+    if not (images.dtype == np.uint8 or np.issubdtype(images.dtype, np.floating)):
+        raise M2NISTError(f"images: found dtype {images.dtype}, expected uint8 or float values 0–255")
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3 or images.shape[1:] != data.IMAGE_SHAPE:
+        raise M2NISTError(
+            f"images: found shape {images.shape}, expected (N, {data.HEIGHT}, {data.WIDTH}) "
+            f"or (N, {data.HEIGHT}, {data.WIDTH}, 1)"
+        )
+    if np.issubdtype(images.dtype, np.floating) and images.size and not (0 <= images.min() <= images.max() <= 255):
+        raise M2NISTError(
+            f"images: found values in [{images.min()}, {images.max()}], expected raw pixel values 0–255 (no NaN)"
+        )
+    return images
+
+
+def _predictor(model: keras.Model):
+    """A compiled function images → (labels, ink-gated labels), skipping the softmax (argmax needs no exp)."""
+    if model not in _predictors:
+        names = {layer.name for layer in model.layers}
+        scores_model = keras.Model(model.inputs, model.get_layer("crop").output) if "crop" in names else model
+
+        @tf.function(reduce_retracing=True)
+        def run(batch):
+            scores = scores_model(tf.cast(batch[..., None], tf.float32), training=False)
+            labels = tf.argmax(scores, axis=-1, output_type=tf.int32)
+            digit = tf.argmax(scores[..., : data.NUM_DIGITS], axis=-1, output_type=tf.int32)
+            gated = tf.where(batch > 0, digit, data.BACKGROUND)
+            return tf.cast(labels, tf.uint8), tf.cast(gated, tf.uint8)
+
+        _predictors[model] = run
+    return _predictors[model]
+
+
+def predict_both(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Plain and ink-gated label maps, uint8 (N, 64, 84) each, for images as :func:`predict` takes them."""
+    images = _check_images(images)
+    run = _predictor(model)
+    plain, gated = [], []
+    for start in range(0, len(images), batch_size):
+        p, g = run(tf.constant(images[start : start + batch_size]))
+        plain.append(p.numpy())
+        gated.append(g.numpy())
+    if not plain:
+        empty = np.zeros((0, *data.IMAGE_SHAPE), dtype=np.uint8)
+        return empty, empty.copy()
+    return np.concatenate(plain), np.concatenate(gated)
+
+
+def predict(model: keras.Model, images: np.ndarray, batch_size: int = 256, ink_gated: bool = False) -> np.ndarray:
+    """Label maps uint8 (N, 64, 84) for ``images``: uint8 or float (N, 64, 84) or (N, 64, 84, 1), values 0–255.
+
+    With ``ink_gated``, ink-free pixels are background and ink pixels take their most likely digit.
+    """
+    plain, gated = predict_both(model, images, batch_size)
+    return gated if ink_gated else plain
+
+
+def _number(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def _section(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    matrix = metrics.confusion_matrix(y_true, y_pred)
+    scores = metrics.scores_from_confusion(matrix)
+    table = metrics.report(y_true, y_pred)
+    digit_iou = scores.iou[: data.NUM_DIGITS]
+    worst = int(np.nanargmin(digit_iou)) if not np.isnan(digit_iou).all() else None
+    return {
+        "mean_digit_iou": _number(scores.mean_digit_iou),
+        "mean_digit_dice": _number(scores.mean_digit_dice),
+        "worst_digit": None if worst is None else {"class": worst, "iou": float(digit_iou[worst])},
+        "pixel_accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+        "per_class": json.loads(metrics.report_to_json(table)),
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def evaluate(model: keras.Model, split: data.Split, batch_size: int = 256) -> dict:
+    """A JSON-ready report of ``model`` on ``split`` (plain FCN scores, and the ink-gated ones apart)."""
+    plain, gated = predict_both(model, split.images, batch_size)
+    report = {
+        "model": model.name,
+        "counts": {"images": len(split), "pixels": int(split.labels.size)},
+        **_section(split.labels, plain),
+        "ink_gated": {
+            key: value
+            for key, value in _section(split.labels, gated).items()
+            if key in ("mean_digit_iou", "mean_digit_dice", "worst_digit", "pixel_accuracy")
+        },
+    }
+    return report
+
+
+def save_report(report: dict, path: str | os.PathLike) -> Path:
+    """Write ``report`` as JSON to ``path`` atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(report, f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_report(path: str | os.PathLike) -> dict:
+    """Read a report written by :func:`save_report`."""
+    path = Path(path)
+    if not path.is_file():
+        raise M2NISTError(f"{path}: report not found, expected a report.json written by training or evaluation")
+    return json.loads(path.read_text())
+
+
+def format_report(report: dict) -> str:
+    """A plain-text summary of a report: per-class IoU and Dice, then the headline numbers."""
+    lines = [f"{'class':>10}  {'IoU':>6}  {'Dice':>6}  {'pixels':>8}"]
+    for name, row in report["per_class"].items():
+        iou = "   n/a" if row["iou"] is None else f"{row['iou']:6.3f}"
+        dice = "   n/a" if row["dice"] is None else f"{row['dice']:6.3f}"
+        lines.append(f"{name:>10}  {iou}  {dice}  {row['support']:8d}")
+    worst = report["worst_digit"]
+    gated = report["ink_gated"]
+    lines += [
+        "",
+        f"{report['model']} on {report['counts']['images']} images",
+        f"mean digit IoU  {report['mean_digit_iou']:.4f}   mean digit Dice {report['mean_digit_dice']:.4f}",
+        f"worst digit     {worst['class']} (IoU {worst['iou']:.4f})" if worst else "worst digit     n/a",
+        f"pixel accuracy  {report['pixel_accuracy']:.4f}",
+        f"ink-gated refinement: mean digit IoU {gated['mean_digit_iou']:.4f}, Dice {gated['mean_digit_dice']:.4f}",
+    ]
+    return "\n".join(lines)

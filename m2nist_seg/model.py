@@ -1,0 +1,164 @@
+"""The segmentation model: a custom CNN encoder feeding an FCN-8 (or FCN-16 / FCN-32) decoder.
+
+The model takes raw pixel values 0–255, shape (N, H, W, 1), and returns per-pixel class probabilities
+(softmax), shape (N, H, W, num_classes). Scaling, padding to a multiple of 32 and the crop back to (H, W)
+happen inside the model, so it works for any input size.
+
+Encoder (downsampling path): five blocks of ``3×3 conv → batch norm → ReLU`` (one or two per block), each
+ending in 2×2 max pooling, give pool1 … pool5 at 1/2 … 1/32 of the padded size.
+
+Decoder (upsampling path), after Long, Shelhamer & Darrell, "Fully Convolutional Networks" (2015):
+
+- FCN-32: score pool5, upsample ×32;
+- FCN-16: score pool5, upsample ×2, add the scored pool4, upsample ×16;
+- FCN-8: as FCN-16 up to the fusion with pool4, upsample ×2, add the scored pool3, upsample ×8.
+
+The score layers are linear 1×1 convolutions (no ReLU: scores may be negative) into ``decoder_width``
+channels; the last transposed convolution maps them to the classes, and a softmax ends the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import keras
+from keras import layers
+
+from m2nist_seg.data import HEIGHT, NUM_CLASSES, WIDTH
+
+Variant = Literal["fcn8", "fcn16", "fcn32"]
+VARIANTS: tuple[str, ...] = ("fcn8", "fcn16", "fcn32")
+DEFAULT_WIDTHS = (16, 32, 64, 128, 128)
+DEFAULT_CONVS = (1, 1, 2, 2, 2)
+DEFAULT_DECODER_WIDTH = 64
+STRIDE = 32
+# Batch-norm statistics settle within ~30 steps (Keras default 0.99: ~300), which short CPU runs need.
+BN_MOMENTUM = 0.9
+SKIPS = {"fcn32": (), "fcn16": (4,), "fcn8": (4, 3)}
+
+
+def padding_for(height: int, width: int, multiple: int = STRIDE) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The ((top, bottom), (left, right)) zero padding that brings (height, width) to a multiple of ``multiple``.
+
+    The padding is split as evenly as possible, the odd pixel going to the bottom / right. The model crops
+    exactly the same amounts off its output, so predictions stay aligned with the input.
+    """
+    pad_h, pad_w = -height % multiple, -width % multiple
+    return (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the network: its name, feature-map height, width and channels."""
+
+    name: str
+    height: int
+    width: int
+    channels: int
+
+
+def feature_shapes(
+    input_shape: tuple[int, int] = (HEIGHT, WIDTH),
+    widths: tuple[int, ...] = DEFAULT_WIDTHS,
+    variant: Variant = "fcn8",
+    num_classes: int = NUM_CLASSES,
+    decoder_width: int = DEFAULT_DECODER_WIDTH,
+) -> list[Stage]:
+    """The feature-map shape at each stage, from the input to the output, without building a model.
+
+    A pure function of the arguments; a notebook uses it to draw the architecture.
+    """
+    _check_variant(variant)
+    height, width = input_shape
+    (top, bottom), (left, right) = padding_for(height, width)
+    ph, pw = height + top + bottom, width + left + right
+    stages = [Stage("input", height, width, 1), Stage("padded", ph, pw, 1)]
+    for block, channels in enumerate(widths, start=1):
+        stages.append(Stage(f"pool{block}", ph >> block, pw >> block, channels))
+    scale = STRIDE
+    stages.append(Stage("score_pool5", ph // scale, pw // scale, decoder_width))
+    for skip in SKIPS[variant]:
+        scale //= 2
+        stages.append(Stage(f"fuse_pool{skip}", ph // scale, pw // scale, decoder_width))
+    stages.append(Stage(f"upsample_x{scale}", ph, pw, num_classes))
+    stages.append(Stage("output", height, width, num_classes))
+    return stages
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: found {variant!r}, expected one of {', '.join(map(repr, VARIANTS))}")
+
+
+def _encoder_block(x, block: int, width: int, convs: int, dropout: float):
+    for conv in range(1, convs + 1):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"encoder_block{block}_conv{conv}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"encoder_block{block}_bn{conv}")(x)
+        x = layers.ReLU(name=f"encoder_block{block}_relu{conv}")(x)
+    if dropout and block >= 4:
+        x = layers.SpatialDropout2D(dropout, name=f"encoder_block{block}_dropout")(x)
+    return layers.MaxPooling2D(2, name=f"encoder_block{block}_pool")(x)
+
+
+def _upsample(x, factor: int, channels: int, name: str):
+    """A transposed convolution that enlarges x by ``factor`` (kernel 2·factor, the FCN paper's bilinear-sized)."""
+    return layers.Conv2DTranspose(channels, 2 * factor, strides=factor, padding="same", name=name)(x)
+
+
+def build_fcn(
+    variant: Variant = "fcn8",
+    *,
+    num_classes: int = NUM_CLASSES,
+    input_shape: tuple[int, int] = (HEIGHT, WIDTH),
+    widths: tuple[int, ...] = DEFAULT_WIDTHS,
+    convs_per_block: tuple[int, ...] = DEFAULT_CONVS,
+    decoder_width: int = DEFAULT_DECODER_WIDTH,
+    dropout: float = 0.0,
+) -> keras.Model:
+    """Build the encoder with an FCN-8, FCN-16 or FCN-32 decoder.
+
+    Input: float (N, H, W, 1) raw pixel values 0–255. Output: float32 softmax probabilities
+    (N, H, W, num_classes). ``widths`` and ``convs_per_block`` give each of the five encoder blocks' filters and
+    convolutions; ``dropout`` is spatial dropout after blocks 4 and 5.
+    """
+    _check_variant(variant)
+    if len(widths) != 5 or len(convs_per_block) != 5:
+        raise ValueError(
+            f"widths/convs_per_block: found {len(widths)} and {len(convs_per_block)} entries, expected 5 each"
+        )
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout: found {dropout!r}, expected a rate in [0, 1)")
+    height, width = input_shape
+    padding = padding_for(height, width)
+
+    inputs = keras.Input(shape=(height, width, 1), name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    x = layers.ZeroPadding2D(padding, name="pad")(x)
+    pools = {}
+    for block, (filters, convs) in enumerate(zip(widths, convs_per_block), start=1):
+        x = _encoder_block(x, block, filters, convs, dropout)
+        pools[block] = x
+
+    x = layers.Conv2D(decoder_width, 1, name="decoder_score_pool5")(pools[5])
+    factor = STRIDE
+    for skip in SKIPS[variant]:
+        x = _upsample(x, 2, decoder_width, name=f"decoder_upsample_pool{skip + 1}")
+        score = layers.Conv2D(decoder_width, 1, name=f"decoder_score_pool{skip}")(pools[skip])
+        x = layers.Add(name=f"decoder_fuse_pool{skip}")([x, score])
+        factor //= 2
+    x = _upsample(x, factor, num_classes, name=f"decoder_upsample_x{factor}")
+    x = layers.Cropping2D(padding, name="crop")(x)
+    outputs = layers.Softmax(dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=variant)
+
+
+def build_fcn8(**kwargs) -> keras.Model:
+    """The default model: :func:`build_fcn` with the FCN-8 decoder. Takes the same keyword arguments."""
+    return build_fcn("fcn8", **kwargs)
+
+
+def count_params(model: keras.Model) -> int:
+    """The number of weights in ``model``, trainable or not."""
+    return int(sum(math.prod(w.shape) for w in model.weights))

@@ -1,0 +1,202 @@
+"""Prediction, evaluation reports, error analysis, plots and the command line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from m2nist_seg import analysis, cli, data, evaluate, metrics, plots
+from m2nist_seg import model as fcn
+from m2nist_seg.errors import M2NISTError
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return fcn.build_fcn8(widths=(8, 8, 16, 16, 16), convs_per_block=(1, 1, 1, 1, 1), decoder_width=16)
+
+
+@pytest.fixture(scope="module")
+def test_split():
+    return data.Split(*data.generate_labels(12, seed=9, pool="test"))
+
+
+def test_predict_matches_the_model_argmax(small_model, test_split):
+    expected = small_model.predict(test_split.images[..., None].astype(np.float32), verbose=0).argmax(axis=-1)
+    got = evaluate.predict(small_model, test_split.images, batch_size=5)
+    assert got.dtype == np.uint8 and got.shape == (12, 64, 84)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "shape_dtype", [((3, 64, 84), np.uint8), ((3, 64, 84, 1), np.float32), ((3, 64, 84), np.float64)]
+)
+def test_predict_accepts_uint8_and_float(small_model, shape_dtype):
+    shape, dtype = shape_dtype
+    images = np.random.default_rng(0).integers(0, 256, shape).astype(dtype)
+    assert evaluate.predict(small_model, images).shape == (3, 64, 84)
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.zeros((2, 64, 84), dtype=np.int64), "dtype int64, expected uint8 or float"),
+        (np.zeros((2, 64, 80), dtype=np.uint8), r"shape \(2, 64, 80\), expected \(N, 64, 84\)"),
+        (np.zeros((64, 84), dtype=np.uint8), r"shape \(64, 84\)"),
+        (np.zeros((2, 64, 84, 3), dtype=np.float32), r"shape \(2, 64, 84, 3\)"),
+        (np.full((1, 64, 84), 300.0), "expected raw pixel values 0–255"),
+        (np.full((1, 64, 84), np.nan), "no NaN"),
+        ([[0] * 84] * 64, "found list, expected a numpy array"),
+    ],
+)
+def test_predict_rejects_other_input(small_model, images, message):
+    with pytest.raises(M2NISTError, match=message):
+        evaluate.predict(small_model, images)
+
+
+def test_ink_gated_prediction_is_background_exactly_off_ink(small_model, test_split):
+    gated = evaluate.predict(small_model, test_split.images, ink_gated=True)
+    np.testing.assert_array_equal(gated == data.BACKGROUND, test_split.images == 0)
+
+
+def test_report_agrees_with_the_metrics(small_model, test_split):
+    report = evaluate.evaluate(small_model, test_split)
+    predicted = evaluate.predict(small_model, test_split.images)
+    scores = metrics.iou_dice(test_split.labels, predicted)
+    assert report["mean_digit_iou"] == pytest.approx(scores.mean_digit_iou)
+    assert report["mean_digit_dice"] == pytest.approx(scores.mean_digit_dice)
+    assert report["pixel_accuracy"] == pytest.approx((predicted == test_split.labels).mean())
+    assert np.array(report["confusion_matrix"]).sum() == test_split.labels.size
+    assert set(report["ink_gated"]) == {"mean_digit_iou", "mean_digit_dice", "worst_digit", "pixel_accuracy"}
+    json.dumps(report, allow_nan=False)
+    assert "mean digit IoU" in evaluate.format_report(report)
+
+
+def test_save_report_is_atomic_and_round_trips(tmp_path):
+    path = evaluate.save_report({"mean_digit_iou": 0.5}, tmp_path / "out" / "report.json")
+    assert evaluate.load_report(path) == {"mean_digit_iou": 0.5}
+    assert [p.name for p in path.parent.iterdir()] == ["report.json"]
+    with pytest.raises(ValueError):
+        evaluate.save_report({"bad": float("nan")}, path)
+    assert evaluate.load_report(path) == {"mean_digit_iou": 0.5}, "a failed write leaves the old report"
+    assert [p.name for p in path.parent.iterdir()] == ["report.json"]
+
+
+def test_load_report_names_a_missing_file(tmp_path):
+    with pytest.raises(M2NISTError, match="report not found"):
+        evaluate.load_report(tmp_path / "report.json")
+
+
+# --- error analysis -------------------------------------------------------------------------------------------
+
+
+def test_error_causes_by_hand():
+    bg = data.BACKGROUND
+    truth = np.full((1, 5, 5), bg)
+    truth[0, 1:4, 1:4] = 2
+    predicted = truth.copy()
+    predicted[0, 2, 2] = 5  # interior digit pixel, wrong digit
+    predicted[0, 1, 1] = bg  # a corner of the digit: boundary
+    predicted[0, 4, 4] = 2  # background next to the digit: boundary
+    causes = analysis.error_causes(truth, predicted)
+    assert causes[0, 2, 2] == analysis.CAUSES.index("wrong digit")
+    assert causes[0, 1, 1] == analysis.CAUSES.index("boundary")
+    assert causes[0, 4, 4] == analysis.CAUSES.index("boundary")
+    assert (causes >= 0).sum() == 3
+    table = analysis.error_breakdown(truth, predicted)
+    assert table.loc["boundary", "pixels"] == 2 and table["share"].sum() == pytest.approx(1.0)
+
+
+def test_missed_and_spurious_interior_pixels():
+    bg = data.BACKGROUND
+    truth = np.full((1, 7, 7), bg)
+    truth[0, 0:3, 0:3] = 1
+    predicted = truth.copy()
+    predicted[0, 1, 1] = bg
+    predicted[0, 5, 5] = 3
+    causes = analysis.error_causes(truth, predicted)
+    assert causes[0, 1, 1] == analysis.CAUSES.index("missed ink")
+    assert causes[0, 5, 5] == analysis.CAUSES.index("spurious digit")
+
+
+def test_overlap_comes_from_the_layout():
+    layout = data.Layout(
+        digit=np.array([[0, 1, -1]]),
+        row=np.array([[0, 0, 0]]),
+        col=np.array([[0, 0, 56]]),
+    )
+    digits, _ = data.mnist_digits()
+    both = (digits[0] > 0) & (digits[1] > 0)
+    np.testing.assert_array_equal(analysis.overlap_mask(layout)[0, :28, :28], both)
+
+
+# --- plots ----------------------------------------------------------------------------------------------------
+
+
+def test_palette_and_colorize():
+    assert plots.PALETTE.shape == (11, 3)
+    assert len({tuple(c) for c in plots.PALETTE}) == 11
+    rgb = plots.colorize(np.array([[0, 10]]))
+    np.testing.assert_array_equal(rgb[0, 1], plots.PALETTE[10])
+
+
+def test_figures_save_atomically(tmp_path, test_split):
+    fig = plots.plot_samples(test_split.images, test_split.labels, n=2)
+    path = plots.save_figure(fig, tmp_path / "samples.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["samples.png"]
+
+
+# --- command line ---------------------------------------------------------------------------------------------
+
+
+def test_cli_generate_writes_kaggle_files(tmp_path, capsys):
+    assert cli.main(["generate", "--n", "7", "--out", str(tmp_path)]) == 0
+    images, masks = data.load_arrays(tmp_path)
+    assert images.shape == (7, 64, 84) and masks.shape == (7, 64, 84, 11)
+    assert "wrote 7 images" in capsys.readouterr().out
+
+
+def test_cli_predict_npy_and_png(tmp_path, small_model):
+    model_path = tmp_path / "small.keras"
+    small_model.save(model_path)
+    images, _ = data.generate_labels(3, seed=1)
+    np.save(tmp_path / "images.npy", images)
+    assert (
+        cli.main(
+            ["predict", str(tmp_path / "images.npy"), "--model", str(model_path), "--out", str(tmp_path / "a.png")]
+        )
+        == 0
+    )
+    import matplotlib.image
+
+    matplotlib.image.imsave(tmp_path / "digit.png", images[0], cmap="gray")
+    assert (
+        cli.main(["predict", str(tmp_path / "digit.png"), "--model", str(model_path), "--out", str(tmp_path / "b.png")])
+        == 0
+    )
+    assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "b.png").is_file()
+
+
+def test_cli_reports_bad_input_clearly(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello")
+    assert cli.main(["predict", str(tmp_path / "notes.txt")]) == 2
+    assert "expected .npy or .png" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--model", str(tmp_path / "missing.keras")]) == 2
+    assert "expected an existing .keras file" in capsys.readouterr().err
+
+
+def test_cli_train_tiny_run(tmp_path, capsys):
+    args = ["train", "--epochs", "1", "--n-images", "60", "--output-dir", str(tmp_path), "--name", "cli"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "mean digit IoU" in out and "epoch 1/1" in out
+    for name in ("model.keras", "history.csv", "report.json", "figures/per_class.png", "figures/gallery.png"):
+        assert (tmp_path / "cli" / name).is_file(), name
+
+
+@pytest.mark.parametrize("command", ["generate", "train", "evaluate", "predict", "run"])
+def test_cli_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out

@@ -1,0 +1,155 @@
+"""Training runs end to end: outputs, resuming, seeds, distribution strategies and the shipped model's path."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from m2nist_seg import settings
+from m2nist_seg.errors import M2NISTError
+from m2nist_seg.train import TrainConfig, train
+
+TINY = {
+    "n_images": 120,
+    "epochs": 2,
+    "batch_size": 16,
+    "widths": (8, 8, 16, 16, 16),
+    "convs_per_block": (1, 1, 1, 1, 1),
+    "decoder_width": 16,
+    "verbose": False,
+}
+
+
+def tiny_config(tmp_path, **overrides) -> TrainConfig:
+    return TrainConfig(**{**TINY, "output_dir": str(tmp_path), "name": "tiny", **overrides})
+
+
+def test_a_run_writes_model_history_and_report(tmp_path):
+    report = train(tiny_config(tmp_path))
+    run = tmp_path / "tiny"
+    assert sorted(p.name for p in run.iterdir()) == ["history.csv", "model.keras", "report.json"]
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [0, 1]
+    assert {"loss", "digit_miou", "val_loss", "val_digit_miou"} <= set(history.columns)
+    saved = json.loads((run / "report.json").read_text())
+    assert saved["mean_digit_iou"] == report["mean_digit_iou"]
+    assert saved["counts"] == {"images": 24, "pixels": 24 * 64 * 84}
+    assert saved["training"]["config"]["epochs"] == 2
+    assert keras.models.load_model(run / "model.keras").name == "fcn8"
+
+
+def test_progress_is_printed_each_epoch(tmp_path, capsys):
+    train(tiny_config(tmp_path, verbose=True))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" · ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "val_digit_miou" in lines[0] and "left" in lines[0]
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path):
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    config = tiny_config(tmp_path, epochs=4)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[Interrupt()])
+    assert (tmp_path / "tiny" / "backup").exists()
+    assert not (tmp_path / "tiny" / "model.keras").exists(), "no model before the run has finished"
+
+    started = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            started.append(epoch)
+
+    train(config, callbacks=[Record()])
+    assert started == [2, 3]
+    assert list(pd.read_csv(tmp_path / "tiny" / "history.csv")["epoch"]) == [0, 1, 2, 3]
+    assert not (tmp_path / "tiny" / "backup").exists()
+
+
+def test_never_writes_to_the_shipped_model_folder():
+    config = TrainConfig(output_dir=str(settings.SHIPPED_MODEL.parent.parent), name="models")
+    with pytest.raises(M2NISTError, match="outside the shipped model"):
+        train(config)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("loss", "mse", "loss: found 'mse'"), ("epochs", 0, "epochs: found 0"), ("variant", "unet", "variant")],
+)
+def test_bad_config(tmp_path, field, value, message):
+    with pytest.raises(M2NISTError, match=message):
+        train(tiny_config(tmp_path, **{field: value}))
+
+
+def run_python(code: str, tmp_path: Path) -> str:
+    """Run ``code`` in a fresh interpreter (device and determinism settings are process-wide)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    code = f"""
+        import json
+        from m2nist_seg.train import TrainConfig, train
+        reports = [
+            train(TrainConfig(**{TINY!r}, output_dir=r"{tmp_path}", name=f"run{{i}}", deterministic=True))
+            for i in range(2)
+        ]
+        print(json.dumps([{{k: r[k] for k in ("mean_digit_iou", "per_class", "confusion_matrix")}} for r in reports]))
+    """
+    first, second = json.loads(run_python(code, tmp_path).strip().splitlines()[-1])
+    assert first == second
+    histories = [pd.read_csv(tmp_path / f"run{i}" / "history.csv").drop(columns="epoch") for i in range(2)]
+    pd.testing.assert_frame_equal(*histories)
+
+
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
+    code = f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from m2nist_seg.train import TrainConfig, train
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        report = train(TrainConfig(**{TINY!r}, output_dir=r"{tmp_path}", name="mirrored"), strategy=strategy)
+        print("replicas", strategy.num_replicas_in_sync, "miou", report["mean_digit_iou"])
+    """
+    out = run_python(code, tmp_path)
+    assert "replicas 2" in out
+    assert (tmp_path / "mirrored" / "model.keras").is_file()
+
+
+def test_fresh_digits_change_every_epoch_and_use_only_the_train_pool(tmp_path, monkeypatch):
+    from m2nist_seg import data
+    from m2nist_seg.train import fresh_training_data
+
+    pools = []
+    real_generate = data.generate_labels
+
+    def recording_generate(n, seed=0, pool="train"):
+        pools.append(pool)
+        return real_generate(n, seed=seed, pool=pool)
+
+    monkeypatch.setattr(data, "generate_labels", recording_generate)
+    batches = fresh_training_data(tiny_config(tmp_path), 32).take(4)
+    images = [x.numpy()[..., 0] for x, _ in batches]
+    assert not np.array_equal(images[0], images[2]), "epoch 2 must hold new digit combinations"
+    assert pools and set(pools) == {"train"}
