@@ -6,16 +6,9 @@ Run: python benchmarks/bench_data.py
 import tempfile
 import time
 
+from timing import best_of
+
 from m2nist_seg import data
-
-
-def best_of(repeats, fn):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

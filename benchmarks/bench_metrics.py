@@ -3,20 +3,10 @@
 Run: python benchmarks/bench_metrics.py
 """
 
-import time
-
 import numpy as np
+from timing import best_of
 
 from m2nist_seg import data, metrics
-
-
-def best_of(repeats, fn):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -4,35 +4,28 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from m2nist_seg import data
+from m2nist_seg.atomic import atomic_path
 from m2nist_seg.errors import M2NISTError
 from m2nist_seg.settings import SHIPPED_MODEL
 
 
-def _atomic_npy(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
 
 
 def cmd_generate(args) -> None:
     images, masks = data.generate(args.n, seed=args.seed, pool=args.pool)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_npy(out / data.IMAGES_FILE, images)
-    _atomic_npy(out / data.MASKS_FILE, masks)
+    _save_npy(out / data.IMAGES_FILE, images)
+    _save_npy(out / data.MASKS_FILE, masks)
     print(f"wrote {len(images)} images to {out / data.IMAGES_FILE} and their masks to {out / data.MASKS_FILE}")
 
 

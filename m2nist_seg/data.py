@@ -17,7 +17,6 @@ import hashlib
 import logging
 import os
 import socket
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from m2nist_seg.atomic import atomic_path
 from m2nist_seg.errors import M2NISTError
 
 log = logging.getLogger(__name__)
@@ -188,26 +188,20 @@ def download(
 
 def _extract_and_load(archive: Path) -> tuple[np.ndarray, np.ndarray]:
     target = archive.with_suffix("")
-    if not (target / IMAGES_FILE).is_file() or not (target / MASKS_FILE).is_file():
+    wanted = (IMAGES_FILE, MASKS_FILE)
+    if not all((target / name).is_file() for name in wanted):
         try:
             with zipfile.ZipFile(archive) as zf:
                 members = {Path(name).name: name for name in zf.namelist()}
-                missing = {IMAGES_FILE, MASKS_FILE} - members.keys()
+                missing = set(wanted) - members.keys()
                 if missing:
-                    raise M2NISTError(
-                        f"{archive}: zip lacks {sorted(missing)}, expected {IMAGES_FILE} and {MASKS_FILE}"
-                    )
-                staging = Path(tempfile.mkdtemp(dir=archive.parent, prefix=".extract-"))
-                for name in (IMAGES_FILE, MASKS_FILE):
-                    (staging / name).write_bytes(zf.read(members[name]))
+                    raise M2NISTError(f"{archive}: zip lacks {sorted(missing)}, expected {' and '.join(wanted)}")
+                for name in wanted:
+                    with atomic_path(target / name) as tmp:
+                        tmp.write_bytes(zf.read(members[name]))
         except zipfile.BadZipFile:
             archive.unlink()
             raise M2NISTError(f"{archive}: not a valid zip file (removed it; download again)") from None
-        if target.exists():
-            for name in (IMAGES_FILE, MASKS_FILE):
-                (target / name).unlink(missing_ok=True)
-            target.rmdir()
-        staging.rename(target)
     return load_arrays(target)
 
 
@@ -306,18 +300,6 @@ def generate(n: int, seed: int = 0, pool: Pool = "train") -> tuple[np.ndarray, n
     return images, labels_to_masks(labels)
 
 
-def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cached_generate_labels(
     n: int, seed: int = 0, pool: Pool = "train", cache_dir: str | os.PathLike | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -331,7 +313,8 @@ def cached_generate_labels(
         except (ValueError, EOFError, OSError, KeyError, zipfile.BadZipFile):
             log.warning("cache file %s is unreadable; generating again", path)
     images, labels = generate_labels(n, seed=seed, pool=pool)
-    _atomic_save_npz(path, images=images, labels=labels)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, images=images, labels=labels)
     return images, labels
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import weakref
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from m2nist_seg import data, metrics
+from m2nist_seg.atomic import atomic_path
 from m2nist_seg.errors import M2NISTError
 
 _predictors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -123,18 +123,10 @@ def evaluate(model: keras.Model, split: data.Split, batch_size: int = 256) -> di
 
 def save_report(report: dict, path: str | os.PathLike) -> Path:
     """Write ``report`` as JSON to ``path`` atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(report, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def load_report(path: str | os.PathLike) -> dict:

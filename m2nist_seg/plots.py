@@ -7,7 +7,6 @@ Digits 0–9 take the ten colours of seaborn's "tab10" palette and background is
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import seaborn as sns
 from matplotlib.patches import FancyBboxPatch, Patch
 
 from m2nist_seg import data, settings
+from m2nist_seg.atomic import atomic_path
 
 BACKGROUND_COLOUR = (0.08, 0.08, 0.10)
 PALETTE = np.array([*sns.color_palette("tab10", data.NUM_DIGITS), BACKGROUND_COLOUR])
@@ -229,17 +229,9 @@ def plot_architecture(stages: Sequence, title: str = "FCN-8 feature maps") -> pl
 
 def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
     """Write ``fig`` as a PNG to ``path`` atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png", metadata={"Software": None})
+    return Path(path)
 
 
 def save_key_figure(fig: plt.Figure, name: str) -> None:

@@ -291,7 +291,7 @@ def test_download_fetches_extracts_and_caches(tmp_path, zip_server):
         np.testing.assert_array_equal(got_images, images)
         np.testing.assert_array_equal(got_masks, masks)
     assert state["requests"] == 1, "the second call must come from the cache"
-    assert not list(tmp_path.glob(".extract-*")), "no staging folder may be left behind"
+    assert not list(tmp_path.rglob(".*")), "no temporary file may be left behind"
 
 
 def test_download_source_splits(tmp_path, zip_server):

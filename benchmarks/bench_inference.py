@@ -1,0 +1,31 @@
+"""Inference speed of `evaluate.predict` with the shipped model, on this machine's CPU.
+
+Run: python benchmarks/bench_inference.py
+"""
+
+import os
+import time
+
+import keras
+
+from m2nist_seg import data, evaluate
+from m2nist_seg.model import count_params
+from m2nist_seg.settings import SHIPPED_MODEL
+
+
+def main() -> None:
+    model = keras.models.load_model(SHIPPED_MODEL)
+    images = data.load().test.images
+    evaluate.predict(model, images)
+    rates = []
+    for _ in range(5):
+        start = time.perf_counter()
+        evaluate.predict(model, images)
+        rates.append(len(images) / (time.perf_counter() - start))
+    print(f"{SHIPPED_MODEL.name}: {count_params(model):,} parameters, {os.cpu_count()} CPU cores")
+    best, median = max(rates), sorted(rates)[len(rates) // 2]
+    print(f"predict on {len(images)} test images: best {best:.0f} images/s, median {median:.0f} images/s")
+
+
+if __name__ == "__main__":
+    main()
