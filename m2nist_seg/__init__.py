@@ -9,8 +9,8 @@ The package holds the logic that the tutorial notebooks import:
 - :mod:`m2nist_seg.plots` draws the figures.
 
 Importing the package imports TensorFlow with its C++ start-up chatter (CUDA probing on a machine without a
-GPU, and the like) kept out of the output, so that notebook cells show only what they mean to show.
-Python-level errors still surface as usual.
+GPU, and the like) kept out of the output, and TensorFlow's Python logger set to errors only, so that
+notebook cells show only what they mean to show. Python-level errors still surface as usual.
 """
 
 import contextlib
@@ -37,8 +37,12 @@ def _native_stderr_silenced():
 
 
 with _native_stderr_silenced():
-    import tensorflow  # noqa: F401
+    import tensorflow
 
+# TensorFlow's Python-level advice (e.g. on retracing when several models are compared) is not for learners.
+tensorflow.get_logger().setLevel("ERROR")
+
+from m2nist_seg import losses, metrics  # noqa: E402, F401  (registers the custom Keras objects for loading)
 from m2nist_seg.errors import M2NISTError  # noqa: E402
 
 __all__ = ["M2NISTError"]

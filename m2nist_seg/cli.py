@@ -37,6 +37,8 @@ def _train_config(args):
         variant=args.variant,
         loss=args.loss,
         epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
         patience=args.patience,
         n_images=args.n_images,
         seed=args.seed,
@@ -68,32 +70,21 @@ def _write_run_figures(report: dict, run_dir: Path, model, split) -> None:
 
 
 def cmd_train(args) -> None:
-    import keras
-
     from m2nist_seg import evaluate, train
 
     config = _train_config(args)
     report = train.train(config)
     print(evaluate.format_report(report))
-    model = keras.models.load_model(config.run_dir / train.MODEL_FILE)
+    model = evaluate.load_model(config.run_dir / train.MODEL_FILE)
     split = data.load(config.source, directory=config.data_dir, n=config.n_images, seed=config.seed).test
     _write_run_figures(report, config.run_dir, model, split)
     print(f"model, history and report in {config.run_dir}")
 
 
-def _load_model(path: str):
-    import keras
-
-    path = Path(path)
-    if not path.is_file() or path.suffix != ".keras":
-        raise M2NISTError(f"--model: found {path}, expected an existing .keras file")
-    return keras.models.load_model(path)
-
-
 def cmd_evaluate(args) -> None:
     from m2nist_seg import evaluate
 
-    model = _load_model(args.model)
+    model = evaluate.load_model(args.model)
     splits = data.load(args.source, directory=args.data_dir, seed=args.seed)
     report = evaluate.evaluate(model, getattr(splits, args.split))
     print(evaluate.format_report(report))
@@ -125,7 +116,7 @@ def cmd_predict(args) -> None:
     from m2nist_seg import evaluate, plots
 
     images = _read_input(Path(args.input))
-    model = _load_model(args.model)
+    model = evaluate.load_model(args.model)
     labels = evaluate.predict(model, images, ink_gated=args.ink_gated)
     shown = min(len(images), 8)
     fig = plots.plot_predictions(images[:shown], labels[:shown])
@@ -137,30 +128,26 @@ def cmd_run(args) -> None:
     cmd_train(args)
 
 
-def _add_train_options(parser: argparse.ArgumentParser, epochs: int) -> None:
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
     from m2nist_seg.model import VARIANTS
-    from m2nist_seg.train import LOSSES
+    from m2nist_seg.train import LOSSES, TrainConfig
 
-    parser.add_argument("--epochs", type=int, default=epochs, help="maximum epochs (default: %(default)s)")
-    parser.add_argument("--variant", choices=VARIANTS, default="fcn8", help="decoder (default: %(default)s)")
-    parser.add_argument("--loss", choices=LOSSES, default="ce_dice", help="loss (default: %(default)s)")
-    parser.add_argument(
-        "--patience", type=int, default=4, help="early-stopping patience in epochs (default: %(default)s)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument(
-        "--n-images", type=int, default=5000, help="generated images in all splits (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--name", default="fcn8", help="run name: output goes to OUTPUT_DIR/NAME (default: %(default)s)"
-    )
-    parser.add_argument("--output-dir", default="runs", help="folder for runs (default: %(default)s)")
-    parser.add_argument(
-        "--source", choices=data.SOURCES, default="generated", help="data source (default: %(default)s)"
-    )
-    parser.add_argument("--data-dir", help="folder with Kaggle's combined.npy and segmented.npy (--source kaggle)")
-    parser.add_argument("--time-budget", type=float, help="stop training after this many minutes")
-    parser.add_argument("--deterministic", action="store_true", help="enable TensorFlow op determinism")
+    default = TrainConfig()
+    option = parser.add_argument
+    option("--epochs", type=int, default=default.epochs, help="maximum epochs (default: %(default)s)")
+    option("--variant", choices=VARIANTS, default=default.variant, help="decoder (default: %(default)s)")
+    option("--loss", choices=LOSSES, default=default.loss, help="loss (default: %(default)s)")
+    option("--batch-size", type=int, default=default.batch_size, help="images per step (default: %(default)s)")
+    option("--learning-rate", type=float, default=default.learning_rate, help="peak Adam rate (default: %(default)s)")
+    option("--patience", type=int, default=default.patience, help="early-stopping epochs (default: %(default)s)")
+    option("--seed", type=int, default=default.seed, help="random seed (default: %(default)s)")
+    option("--n-images", type=int, default=default.n_images, help="generated images in all (default: %(default)s)")
+    option("--name", default=default.name, help="run name: output goes to OUTPUT_DIR/NAME (default: %(default)s)")
+    option("--output-dir", default="runs", help="folder for runs (default: %(default)s)")
+    option("--source", choices=data.SOURCES, default=default.source, help="data source (default: %(default)s)")
+    option("--data-dir", help="folder with Kaggle's combined.npy and segmented.npy (--source kaggle)")
+    option("--time-budget", type=float, help="stop training after this many minutes")
+    option("--deterministic", action="store_true", help="enable TensorFlow op determinism")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
 
     tr = commands.add_parser("train", help="train a model and evaluate its best checkpoint")
-    _add_train_options(tr, epochs=6)
+    _add_train_options(tr)
     tr.set_defaults(func=cmd_train)
 
     ev = commands.add_parser("evaluate", help="evaluate a model on a data split")
@@ -195,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     run = commands.add_parser("run", help="the main job: train and evaluate with the defaults, print the report")
-    _add_train_options(run, epochs=6)
+    _add_train_options(run)
     run.set_defaults(func=cmd_run)
     return parser
 

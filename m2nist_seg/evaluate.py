@@ -24,6 +24,14 @@ from m2nist_seg.errors import M2NISTError
 _predictors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """Load a ``.keras`` model saved by this package (the shipped one, or a run's ``model.keras``)."""
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".keras":
+        raise M2NISTError(f"{path}: model not found, expected an existing .keras file")
+    return keras.models.load_model(path)
+
+
 def _check_images(images) -> np.ndarray:
     if not isinstance(images, np.ndarray):
         raise M2NISTError(f"images: found {type(images).__name__}, expected a numpy array")
@@ -61,7 +69,7 @@ def _predictor(model: keras.Model):
     return _predictors[model]
 
 
-def predict_both(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def predict_both(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Plain and ink-gated label maps, uint8 (N, 64, 84) each, for images as :func:`predict` takes them."""
     images = _check_images(images)
     run = _predictor(model)
@@ -76,7 +84,7 @@ def predict_both(model: keras.Model, images: np.ndarray, batch_size: int = 256) 
     return np.concatenate(plain), np.concatenate(gated)
 
 
-def predict(model: keras.Model, images: np.ndarray, batch_size: int = 256, ink_gated: bool = False) -> np.ndarray:
+def predict(model: keras.Model, images: np.ndarray, batch_size: int = 64, ink_gated: bool = False) -> np.ndarray:
     """Label maps uint8 (N, 64, 84) for ``images``: uint8 or float (N, 64, 84) or (N, 64, 84, 1), values 0–255.
 
     With ``ink_gated``, ink-free pixels are background and ink pixels take their most likely digit.
@@ -105,7 +113,7 @@ def _section(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     }
 
 
-def evaluate(model: keras.Model, split: data.Split, batch_size: int = 256) -> dict:
+def evaluate(model: keras.Model, split: data.Split, batch_size: int = 64) -> dict:
     """A JSON-ready report of ``model`` on ``split`` (plain FCN scores, and the ink-gated ones apart)."""
     plain, gated = predict_both(model, split.images, batch_size)
     report = {

@@ -2,7 +2,8 @@
 
 A run writes to ``runs/<name>/``:
 
-- ``model.keras``: the weights of the epoch with the best validation mean digit IoU;
+- ``model.keras``: the model of the epoch with the best validation mean digit IoU, saved for inference
+  (without optimizer state or compile settings: ``model.compile(...)`` it again to train further);
 - ``history.csv``: loss and digit mIoU per epoch, train and validation;
 - ``report.json``: the evaluation of ``model.keras`` on the test split (see :mod:`m2nist_seg.evaluate`);
 - ``backup/``: BackupAndRestore's state while training runs, so that an interrupted run resumes where it stopped.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from m2nist_seg import data, losses, metrics
 from m2nist_seg import model as fcn
+from m2nist_seg.atomic import atomic_path
 from m2nist_seg.errors import M2NISTError
 from m2nist_seg.settings import RUNS_DIR, SHIPPED_MODEL
 
@@ -48,9 +49,9 @@ class TrainConfig:
     name: str = "fcn8"
     variant: fcn.Variant = "fcn8"
     loss: LossName = "ce_dice"
-    epochs: int = 6
-    batch_size: int = 32
-    learning_rate: float = 3e-3
+    epochs: int = 7
+    batch_size: int = 16
+    learning_rate: float = 5e-3
     seed: int = 0
     source: data.Source = "generated"
     data_dir: str | None = None
@@ -255,9 +256,11 @@ def train(
     train_seconds = time.perf_counter() - start
     if not checkpoint.exists():
         model.save(checkpoint)
-    os.replace(checkpoint, run_dir / MODEL_FILE)
+    best = keras.models.load_model(checkpoint, compile=False)
+    with atomic_path(run_dir / MODEL_FILE) as tmp:
+        best.save(tmp)
+    checkpoint.unlink()
 
-    best = keras.models.load_model(run_dir / MODEL_FILE)
     report = evaluate.evaluate(best, splits.test)
     report["training"] = {
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()},

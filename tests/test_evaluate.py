@@ -182,7 +182,7 @@ def test_cli_reports_bad_input_clearly(tmp_path, capsys):
     assert cli.main(["predict", str(tmp_path / "notes.txt")]) == 2
     assert "expected .npy or .png" in capsys.readouterr().err
     assert cli.main(["evaluate", "--model", str(tmp_path / "missing.keras")]) == 2
-    assert "expected an existing .keras file" in capsys.readouterr().err
+    assert "missing.keras: model not found, expected an existing .keras file" in capsys.readouterr().err
 
 
 def test_cli_train_tiny_run(tmp_path, capsys):
@@ -200,3 +200,12 @@ def test_cli_help(command, capsys):
         cli.main([command, "--help"])
     assert exit_info.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    path = evaluate.save_report({"a": 1}, tmp_path / "report.json")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
