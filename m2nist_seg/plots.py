@@ -158,7 +158,7 @@ def plot_gallery(
             if row == 0:
                 ax.set_title(("image", "truth", "prediction")[col])
         if scores is not None:
-            axes[row, 2].set_ylabel(f"IoU {scores[row]:.2f}", rotation=0, ha="left", va="center", labelpad=0)
+            axes[row, 2].set_ylabel(f"IoU {scores[row]:.2f}", rotation=0, ha="left", va="center", labelpad=10)
             axes[row, 2].yaxis.set_label_position("right")
     if title:
         fig.suptitle(title)
