@@ -265,7 +265,7 @@ def train(
     report["training"] = {
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()},
         "seconds": round(train_seconds, 1),
-        "images_seen": int(model.optimizer.iterations) * config.batch_size,
+        "images_seen": int(keras.ops.convert_to_numpy(model.optimizer.iterations)) * config.batch_size,
         "parameters": fcn.count_params(best),
         "source": splits.source,
     }

@@ -20,11 +20,17 @@ def test_split():
     return data.Split(*data.generate_labels(12, seed=9, pool="test"))
 
 
-def test_predict_matches_the_model_argmax(small_model, test_split):
-    expected = small_model.predict(test_split.images[..., None].astype(np.float32), verbose=0).argmax(axis=-1)
-    got = evaluate.predict(small_model, test_split.images, batch_size=5)
+def test_predict_matches_the_model_argmax(test_split):
+    from m2nist_seg.settings import SHIPPED_MODEL
+
+    trained = evaluate.load_model(SHIPPED_MODEL)
+    probs = trained.predict(test_split.images[..., None].astype(np.float32), verbose=0)
+    got = evaluate.predict(trained, test_split.images, batch_size=5)
     assert got.dtype == np.uint8 and got.shape == (12, 64, 84)
-    np.testing.assert_array_equal(got, expected)
+    top2 = np.sort(probs, axis=-1)[..., -2:]
+    decided = top2[..., 1] - top2[..., 0] > 1e-4  # exact ties may flip with the order of float sums
+    assert decided.mean() > 0.99
+    np.testing.assert_array_equal(got[decided], probs.argmax(axis=-1)[decided])
 
 
 @pytest.mark.parametrize(
