@@ -35,12 +35,9 @@ def overlap_mask(layout: data.Layout) -> np.ndarray:
     """Bool (N, 64, 84): pixels where two or more digits of a generated layout have ink."""
     digits, _ = data.mnist_digits()
     inked = np.zeros((len(layout.digit), data.HEIGHT, data.WIDTH), dtype=np.uint8)
-    offsets = np.arange(data.DIGIT_SIZE)
     for slot in range(data.MAX_DIGITS):
-        present = np.flatnonzero(layout.digit[:, slot] >= 0)
-        rows = layout.row[present, slot, None, None] + offsets[None, :, None]
-        cols = layout.col[present, slot, None, None] + offsets[None, None, :]
-        inked[present[:, None, None], rows, cols] += digits[layout.digit[present, slot]] > 0
+        box, digit = data.slot_boxes(layout, slot)
+        inked[box] += digits[digit] > 0
     return inked >= 2
 
 

@@ -259,6 +259,19 @@ def sample_layout(n: int, seed: int = 0, pool: Pool = "train") -> Layout:
     return Layout(digit=digit, row=row, col=col)
 
 
+def slot_boxes(layout: Layout, slot: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """Where one digit slot of a :class:`Layout` lands: an index into (N, 64, 84) arrays and the digit indices.
+
+    ``canvas[box]`` is (M, 28, 28) for the M images whose slot holds a digit; ``digit`` (M,) indexes
+    :func:`mnist_digits`.
+    """
+    present = np.flatnonzero(layout.digit[:, slot] >= 0)
+    offsets = np.arange(DIGIT_SIZE)
+    rows = layout.row[present, slot, None, None] + offsets[None, :, None]
+    cols = layout.col[present, slot, None, None] + offsets[None, None, :]
+    return (present[:, None, None], rows, cols), layout.digit[present, slot]
+
+
 def render(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """Draw the images and label maps of a :class:`Layout`: uint8 (N, 64, 84) each.
 
@@ -269,19 +282,12 @@ def render(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     n = len(layout.digit)
     images = np.zeros((n, HEIGHT, WIDTH), dtype=np.uint8)
     labels = np.full((n, HEIGHT, WIDTH), BACKGROUND, dtype=np.uint8)
-    offsets = np.arange(DIGIT_SIZE)
     for slot in range(MAX_DIGITS):
-        present = np.flatnonzero(layout.digit[:, slot] >= 0)
-        rows = layout.row[present, slot, None, None] + offsets[None, :, None]
-        cols = layout.col[present, slot, None, None] + offsets[None, None, :]
-        ink = digits[layout.digit[present, slot]]
-        canvas = images[present[:, None, None], rows, cols]
+        box, digit = slot_boxes(layout, slot)
+        ink, canvas = digits[digit], images[box]
         brighter = ink > canvas
-        images[present[:, None, None], rows, cols] = np.where(brighter, ink, canvas)
-        digit_class = classes[layout.digit[present, slot]][:, None, None]
-        labels[present[:, None, None], rows, cols] = np.where(
-            brighter, digit_class, labels[present[:, None, None], rows, cols]
-        )
+        images[box] = np.where(brighter, ink, canvas)
+        labels[box] = np.where(brighter, classes[digit][:, None, None], labels[box])
     return images, labels
 
 
@@ -409,11 +415,12 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(_to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size).map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _to_model_inputs(images, labels):
+def to_model_inputs(images, labels):
+    """A batch as the model takes it: float32 images (B, H, W, 1) with raw 0–255 values, int32 labels (B, H, W)."""
     import tensorflow as tf
 
     return tf.cast(images, tf.float32)[..., None], tf.cast(labels, tf.int32)

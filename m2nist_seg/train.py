@@ -112,7 +112,7 @@ def fresh_training_data(config: TrainConfig, n: int) -> tf.data.Dataset:
     epochs_ds = tf.data.Dataset.from_generator(epochs, output_signature=signature)
     batches = epochs_ds.flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)))
     batches = batches.batch(config.batch_size, drop_remainder=True)
-    return batches.map(data._to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return batches.map(data.to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 class EpochProgress(keras.callbacks.Callback):
