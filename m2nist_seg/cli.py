@@ -93,15 +93,12 @@ def cmd_evaluate(args) -> None:
 
 
 def _read_input(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise M2NISTError(f"{path}: file not found, expected an .npy or .png image")
     if path.suffix == ".npy":
-        try:
-            images = np.load(path, allow_pickle=False)
-        except (ValueError, EOFError, OSError) as err:
-            raise M2NISTError(f"{path}: not a readable .npy file ({err})") from None
+        images = data.read_npy(path)
         return images[None] if images.ndim == 2 else images
     if path.suffix == ".png":
+        if not path.is_file():
+            raise M2NISTError(f"{path}: file not found, expected a .png image")
         import matplotlib.image
 
         pixels = matplotlib.image.imread(path)

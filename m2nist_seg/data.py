@@ -136,7 +136,8 @@ def validate_arrays(images: np.ndarray, masks: np.ndarray, origin: str = "arrays
     return images.astype(np.uint8), masks
 
 
-def _read_npy(path: Path) -> np.ndarray:
+def read_npy(path: Path) -> np.ndarray:
+    """Load a plain (non-pickled) .npy file, with an :class:`M2NISTError` naming it if it is missing or unreadable."""
     if not path.is_file():
         raise M2NISTError(f"{path}: file not found, expected a .npy file")
     try:
@@ -154,8 +155,8 @@ def load_arrays(directory: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     directory = Path(directory)
     if not directory.is_dir():
         raise M2NISTError(f"{directory}: directory not found, expected one holding {IMAGES_FILE} and {MASKS_FILE}")
-    images = _read_npy(directory / IMAGES_FILE)
-    masks = _read_npy(directory / MASKS_FILE)
+    images = read_npy(directory / IMAGES_FILE)
+    masks = read_npy(directory / MASKS_FILE)
     return validate_arrays(images, masks, origin=str(directory))
 
 

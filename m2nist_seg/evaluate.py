@@ -100,7 +100,7 @@ def _number(value: float) -> float | None:
 def _section(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     matrix = metrics.confusion_matrix(y_true, y_pred)
     scores = metrics.scores_from_confusion(matrix)
-    table = metrics.report(y_true, y_pred)
+    table = metrics.report_from_confusion(matrix)
     digit_iou = scores.iou[: data.NUM_DIGITS]
     worst = int(np.nanargmin(digit_iou)) if not np.isnan(digit_iou).all() else None
     return {

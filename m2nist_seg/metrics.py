@@ -53,7 +53,7 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Scores:
-    """Per-class IoU and Dice, float64 (num_classes,), NaN for classes absent from truth and prediction."""
+    """Per-class IoU and Dice, float64 (..., num_classes), NaN for classes absent from truth and prediction."""
 
     iou: np.ndarray
     dice: np.ndarray
@@ -74,10 +74,13 @@ def _nanmean(values: np.ndarray) -> float:
 
 
 def scores_from_confusion(matrix: np.ndarray) -> Scores:
-    """Per-class IoU and Dice from a confusion matrix (rows true, columns predicted)."""
+    """Per-class IoU and Dice from a confusion matrix (rows true, columns predicted).
+
+    A stack of matrices (..., C, C) gives scores of shape (..., C).
+    """
     matrix = np.asarray(matrix, dtype=np.float64)
-    tp = np.diag(matrix)
-    size_true, size_pred = matrix.sum(axis=1), matrix.sum(axis=0)
+    tp = np.diagonal(matrix, axis1=-2, axis2=-1)
+    size_true, size_pred = matrix.sum(axis=-1), matrix.sum(axis=-2)
     return Scores(iou=_ratio(tp, size_true + size_pred - tp), dice=_ratio(2 * tp, size_true + size_pred))
 
 
@@ -101,18 +104,17 @@ def per_image_scores(
     cells = num_classes * num_classes
     image = np.repeat(np.arange(n, dtype=np.intp), y_true[0].size)
     index = image * cells + y_true.ravel().astype(np.intp) * num_classes + y_pred.ravel()
-    matrices = np.bincount(index, minlength=n * cells).reshape(n, num_classes, num_classes).astype(np.float64)
-    tp = np.diagonal(matrices, axis1=1, axis2=2)[:, :NUM_DIGITS]
-    size_true = matrices.sum(axis=2)[:, :NUM_DIGITS]
-    size_pred = matrices.sum(axis=1)[:, :NUM_DIGITS]
-    iou = _ratio(tp, size_true + size_pred - tp)
-    dice = _ratio(2 * tp, size_true + size_pred)
-    with np.errstate(all="ignore"):
-        valid = ~np.isnan(iou)
-        count = valid.sum(axis=1)
-        mean_iou = np.where(count > 0, np.nansum(iou, axis=1) / np.maximum(count, 1), np.nan)
-        mean_dice = np.where(count > 0, np.nansum(dice, axis=1) / np.maximum(count, 1), np.nan)
-    return mean_iou, mean_dice
+    matrices = np.bincount(index, minlength=n * cells).reshape(n, num_classes, num_classes)
+    scores = scores_from_confusion(matrices)
+    return _nanmean_rows(scores.iou[:, :NUM_DIGITS]), _nanmean_rows(scores.dice[:, :NUM_DIGITS])
+
+
+def _nanmean_rows(values: np.ndarray) -> np.ndarray:
+    """Row means ignoring NaN; NaN for a row that is all NaN (without NumPy's warning)."""
+    valid = ~np.isnan(values)
+    count = valid.sum(axis=1)
+    total = np.where(valid, values, 0.0).sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = NUM_CLASSES) -> pd.DataFrame:
@@ -121,11 +123,16 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = NUM_CLASSE
     ``support`` is the number of true pixels of the class, ``pixel_share`` its share of all pixels.
     Serialise it with :func:`report_to_json`.
     """
-    matrix = confusion_matrix(y_true, y_pred, num_classes)
+    return report_from_confusion(confusion_matrix(y_true, y_pred, num_classes))
+
+
+def report_from_confusion(matrix: np.ndarray) -> pd.DataFrame:
+    """The :func:`report` table from a confusion matrix (rows true, columns predicted)."""
+    num_classes = len(matrix)
     scores = scores_from_confusion(matrix)
     support = matrix.sum(axis=1)
     names = CLASS_NAMES if num_classes == NUM_CLASSES else tuple(str(c) for c in range(num_classes))
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "iou": scores.iou,
             "dice": scores.dice,
@@ -134,7 +141,6 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = NUM_CLASSE
         },
         index=pd.Index(names, name="class"),
     )
-    return table
 
 
 def report_to_json(table: pd.DataFrame) -> str:
