@@ -47,6 +47,8 @@ def _train_config(args):
         output_dir=args.output_dir,
         time_budget_s=None if args.time_budget is None else 60 * args.time_budget,
         deterministic=args.deterministic,
+        distort_digits=args.distort_digits,
+        dropout=args.dropout,
     )
 
 
@@ -145,6 +147,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     option("--data-dir", help="folder with Kaggle's combined.npy and segmented.npy (--source kaggle)")
     option("--time-budget", type=float, help="stop training after this many minutes")
     option("--deterministic", action="store_true", help="enable TensorFlow op determinism")
+    option("--dropout", type=float, default=default.dropout, help="spatial dropout after blocks 4 and 5 (default: 0)")
+    option("--distort-digits", action="store_true", help="randomly rotate, scale and shear every training digit")
 
 
 def build_parser() -> argparse.ArgumentParser:

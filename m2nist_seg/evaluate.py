@@ -12,12 +12,14 @@ import json
 import os
 import weakref
 from pathlib import Path
+from typing import Literal
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from m2nist_seg import data, metrics
+from m2nist_seg import model as fcn
 from m2nist_seg.atomic import atomic_path
 from m2nist_seg.errors import M2NISTError
 
@@ -51,37 +53,56 @@ def _check_images(images) -> np.ndarray:
     return images
 
 
-def _predictor(model: keras.Model):
-    """A compiled function images → (labels, ink-gated labels), skipping the softmax (argmax needs no exp)."""
-    if model not in _predictors:
-        names = {layer.name for layer in model.layers}
-        scores_model = keras.Model(model.inputs, model.get_layer("crop").output) if "crop" in names else model
+LabelMap = Literal["plain", "ink_gated"]
+
+
+def _predictor(model: keras.Model, kinds: tuple[LabelMap, ...]):
+    """A compiled function images → one label map per kind.
+
+    It runs the model with batch norm folded into the convolutions (refreshed from ``model``'s current weights
+    on every call, so further training is never ignored) and skips the softmax: argmax needs no exp.
+    """
+    cache = _predictors.setdefault(model, {})
+    if cache.get("inference") is not model:  # the model itself: it could not be folded
+        try:
+            cache["inference"] = fcn.fold_batch_norm(model, into=cache.get("inference"))
+        except ValueError:
+            cache["inference"] = model  # not a model of today's build_fcn: run it as it is
+    inference = cache["inference"]
+    if kinds not in cache:
+        has_crop = "crop" in {layer.name for layer in inference.layers}
+        scores_model = keras.Model(inference.inputs, inference.get_layer("crop").output) if has_crop else inference
 
         @tf.function(reduce_retracing=True)
         def run(batch):
             scores = scores_model(tf.cast(batch[..., None], tf.float32), training=False)
-            labels = tf.argmax(scores, axis=-1, output_type=tf.int32)
-            digit = tf.argmax(scores[..., : data.NUM_DIGITS], axis=-1, output_type=tf.int32)
-            gated = tf.where(batch > 0, digit, data.BACKGROUND)
-            return tf.cast(labels, tf.uint8), tf.cast(gated, tf.uint8)
+            maps = []
+            for kind in kinds:
+                if kind == "plain":
+                    labels = tf.argmax(scores, axis=-1, output_type=tf.int32)
+                else:
+                    digit = tf.argmax(scores[..., : data.NUM_DIGITS], axis=-1, output_type=tf.int32)
+                    labels = tf.where(batch > 0, digit, data.BACKGROUND)
+                maps.append(tf.cast(labels, tf.uint8))
+            return maps
 
-        _predictors[model] = run
-    return _predictors[model]
+        cache[kinds] = run
+    return cache[kinds]
+
+
+def _label_maps(model: keras.Model, images: np.ndarray, batch_size: int, kinds: tuple[LabelMap, ...]) -> list:
+    images = _check_images(images)
+    run = _predictor(model, kinds)
+    batches = [run(tf.constant(images[start : start + batch_size])) for start in range(0, len(images), batch_size)]
+    if not batches:
+        return [np.zeros((0, *data.IMAGE_SHAPE), dtype=np.uint8) for _ in kinds]
+    return [np.concatenate([maps[k].numpy() for maps in batches]) for k in range(len(kinds))]
 
 
 def predict_both(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Plain and ink-gated label maps, uint8 (N, 64, 84) each, for images as :func:`predict` takes them."""
-    images = _check_images(images)
-    run = _predictor(model)
-    plain, gated = [], []
-    for start in range(0, len(images), batch_size):
-        p, g = run(tf.constant(images[start : start + batch_size]))
-        plain.append(p.numpy())
-        gated.append(g.numpy())
-    if not plain:
-        empty = np.zeros((0, *data.IMAGE_SHAPE), dtype=np.uint8)
-        return empty, empty.copy()
-    return np.concatenate(plain), np.concatenate(gated)
+    plain, gated = _label_maps(model, images, batch_size, ("plain", "ink_gated"))
+    return plain, gated
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 64, ink_gated: bool = False) -> np.ndarray:
@@ -89,8 +110,8 @@ def predict(model: keras.Model, images: np.ndarray, batch_size: int = 64, ink_ga
 
     With ``ink_gated``, ink-free pixels are background and ink pixels take their most likely digit.
     """
-    plain, gated = predict_both(model, images, batch_size)
-    return gated if ink_gated else plain
+    (labels,) = _label_maps(model, images, batch_size, ("ink_gated",) if ink_gated else ("plain",))
+    return labels
 
 
 def _number(value: float) -> float | None:

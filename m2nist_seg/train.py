@@ -49,14 +49,15 @@ class TrainConfig:
     name: str = "fcn8"
     variant: fcn.Variant = "fcn8"
     loss: LossName = "ce_dice"
-    epochs: int = 7
+    epochs: int = 8
     batch_size: int = 16
-    learning_rate: float = 5e-3
+    learning_rate: float = 8e-3
     seed: int = 0
     source: data.Source = "generated"
     data_dir: str | None = None
     n_images: int = 5000
     fresh_digits: bool = True
+    distort_digits: bool = False
     patience: int = 4
     widths: tuple[int, ...] = fcn.DEFAULT_WIDTHS
     convs_per_block: tuple[int, ...] = fcn.DEFAULT_CONVS
@@ -78,6 +79,8 @@ class TrainConfig:
                 raise M2NISTError(f"{name}: found {getattr(self, name)!r}, expected a positive integer")
         if self.learning_rate <= 0:
             raise M2NISTError(f"learning_rate: found {self.learning_rate!r}, expected a positive number")
+        if not 0 <= self.dropout < 1:
+            raise M2NISTError(f"dropout: found {self.dropout!r}, expected a rate in [0, 1)")
 
     @property
     def run_dir(self) -> Path:
@@ -97,13 +100,14 @@ def make_loss(name: LossName, train_labels: np.ndarray) -> keras.losses.Loss:
 def fresh_training_data(config: TrainConfig, n: int) -> tf.data.Dataset:
     """An endless stream of batches whose digit combinations are drawn anew each epoch from the train pool.
 
-    Epoch ``e`` uses generator seed ``(config.seed, e)``; test-pool digits are never used.
+    Epoch ``e`` uses generator seed ``(config.seed, e)``; with ``config.distort_digits`` every digit is randomly
+    distorted (:func:`m2nist_seg.data.distort_digits`). Test-pool digits are never used.
     """
 
     def epochs():
         for epoch in range(1_000_000):
             seed = int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0])
-            yield data.generate_labels(n, seed=seed, pool="train")
+            yield data.generate_labels(n, seed=seed, pool="train", distort=config.distort_digits)
 
     signature = (
         tf.TensorSpec((n, data.HEIGHT, data.WIDTH), tf.uint8),

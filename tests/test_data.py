@@ -102,6 +102,38 @@ def test_generation_is_seeded():
     assert not np.array_equal(a[0], c[0])
 
 
+def test_distortion_keeps_shape_dtype_and_mnist_pixel_values():
+    digits = data.mnist_digits()[0][::50]
+    warped = data.distort_digits(digits, np.random.default_rng(0))
+    assert warped.shape == digits.shape and warped.dtype == np.uint8
+    for before, after in zip(digits, warped):
+        assert set(np.unique(after)) <= set(np.unique(before)) | {0}, "nearest-neighbour sampling adds no values"
+        assert 0.7 <= (after > 0).sum() / (before > 0).sum() <= 1.3, "at most ±10 % scaling per side"
+    assert (warped != digits).any(axis=(1, 2)).mean() > 0.9
+
+
+def test_distortion_is_seeded_and_small():
+    digits = data.mnist_digits()[0][:100]
+    a = data.distort_digits(digits, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, data.distort_digits(digits, np.random.default_rng(1)))
+    assert not np.array_equal(a, data.distort_digits(digits, np.random.default_rng(2)))
+    still_ink = (a > 0) & (digits > 0)
+    assert still_ink.sum() / (digits > 0).sum() > 0.5, "a distorted digit mostly overlaps the original"
+
+
+def test_distorted_generation_keeps_the_recipe():
+    layout = data.sample_layout(300, seed=4)
+    plain_images, _ = data.render(layout)
+    images, labels = data.generate_labels(300, seed=4, distort=True)
+    np.testing.assert_array_equal(labels != data.BACKGROUND, images > 0)
+    digits, classes = data.mnist_digits()
+    for n in range(0, 300, 10):
+        placed = {int(classes[d]) for d in layout.digit[n] if d >= 0}
+        assert set(np.unique(labels[n])) - {data.BACKGROUND} <= placed
+    assert not np.array_equal(images, plain_images)
+    np.testing.assert_array_equal(data.generate_labels(300, seed=4)[0], plain_images)
+
+
 def test_labels_masks_round_trip():
     labels = np.random.default_rng(0).integers(0, 11, size=(3, 64, 84)).astype(np.uint8)
     masks = data.labels_to_masks(labels)

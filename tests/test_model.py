@@ -81,7 +81,17 @@ def test_every_weight_is_connected_to_the_output(fcn8):
 def test_layer_names_are_stable():
     names = [layer.name for layer in fcn.build_fcn8().layers]
     assert names == [layer.name for layer in fcn.build_fcn8().layers]
-    assert "encoder_block3_conv2" in names and "encoder_block1_pool" in names
+    assert "encoder_block3_conv2" in names and "encoder_block5_pool" in names
+
+
+def test_first_block_strides_and_last_upsampling_tiles(fcn8):
+    names = {layer.name for layer in fcn8.layers}
+    assert fcn8.get_layer("encoder_block1_conv1").strides == (2, 2) and "encoder_block1_pool" not in names
+    assert tuple(fcn8.get_layer("encoder_block1_relu1").output.shape[1:]) == (32, 48, 16)
+    last = fcn8.get_layer("decoder_upsample_x8")
+    assert last.kernel_size == last.strides == (8, 8)
+    for name in ("decoder_upsample_pool5", "decoder_upsample_pool4"):
+        assert fcn8.get_layer(name).kernel_size == (4, 4) and fcn8.get_layer(name).strides == (2, 2)
 
 
 def test_default_parameter_count_within_budget(fcn8):
@@ -91,7 +101,8 @@ def test_default_parameter_count_within_budget(fcn8):
 def test_feature_shapes_match_the_built_model(fcn8):
     stages = {s.name: s for s in fcn.feature_shapes()}
     for block in range(1, 6):
-        shape = fcn8.get_layer(f"encoder_block{block}_pool").output.shape
+        last_layer = "encoder_block1_relu1" if block == 1 else f"encoder_block{block}_pool"
+        shape = fcn8.get_layer(last_layer).output.shape
         stage = stages[f"pool{block}"]
         assert (stage.height, stage.width, stage.channels) == tuple(shape[1:])
     assert (stages["output"].height, stages["output"].width, stages["output"].channels) == (64, 84, 11)
@@ -111,6 +122,45 @@ def test_bad_arguments():
         fcn.build_fcn8(widths=(8, 16))
     with pytest.raises(ValueError, match="dropout"):
         fcn.build_fcn8(dropout=1.5)
+
+
+def _with_random_batch_norm(model, seed: int):
+    """Give every batch norm layer non-trivial statistics, as training would."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if "_bn" in layer.name:
+            size = layer.get_weights()[0].shape
+            gamma, beta = rng.uniform(0.5, 1.5, size), rng.normal(0, 0.3, size)
+            mean, variance = rng.normal(0, 0.3, size), rng.uniform(0.2, 2.0, size)
+            layer.set_weights([gamma, beta, mean, variance])
+    return model
+
+
+@pytest.mark.parametrize("variant, dropout", [("fcn8", 0.2), ("fcn32", 0.0)])
+def test_folded_batch_norm_gives_the_same_outputs(variant, dropout):
+    model = fcn.build_fcn(variant, convs_per_block=(2, 1, 2, 1, 2), decoder_width=32, dropout=dropout)
+    model = _with_random_batch_norm(model, 0)
+    folded = fcn.fold_batch_norm(model)
+    assert not [layer.name for layer in folded.layers if "_bn" in layer.name]
+    assert folded.get_layer("encoder_block3_conv2").use_bias
+    images = np.random.default_rng(1).integers(0, 256, (4, 64, 84, 1)).astype(np.float32)
+    np.testing.assert_allclose(folded.predict_on_batch(images), model.predict_on_batch(images), atol=1e-5)
+    _with_random_batch_norm(model, 2)
+    assert fcn.fold_batch_norm(model, into=folded) is folded
+    np.testing.assert_allclose(folded.predict_on_batch(images), model.predict_on_batch(images), atol=1e-5)
+
+
+def test_fold_batch_norm_refuses_other_models():
+    import keras
+
+    other = keras.Sequential([keras.Input((64, 84, 1)), keras.layers.Conv2D(11, 1)], name="fcn8")
+    with pytest.raises(ValueError, match="build_fcn"):
+        fcn.fold_batch_norm(other)
+    model = fcn.build_fcn8(widths=(8, 8, 16, 16, 16), decoder_width=16)
+    with pytest.raises(ValueError, match="build_fcn"):
+        fcn.fold_batch_norm(keras.Model(model.inputs, model.outputs, name="custom"))
+    with pytest.raises(ValueError, match="layers differ"):
+        fcn.fold_batch_norm(keras.Model(model.inputs, model.get_layer("crop").output, name="fcn8"))
 
 
 def test_keras_round_trip_gives_identical_predictions(tmp_path):

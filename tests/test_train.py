@@ -84,7 +84,12 @@ def test_never_writes_to_the_shipped_model_folder():
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("loss", "mse", "loss: found 'mse'"), ("epochs", 0, "epochs: found 0"), ("variant", "unet", "variant")],
+    [
+        ("loss", "mse", "loss: found 'mse'"),
+        ("epochs", 0, "epochs: found 0"),
+        ("variant", "unet", "variant"),
+        ("dropout", 1.0, r"dropout: found 1.0, expected a rate in \[0, 1\)"),
+    ],
 )
 def test_bad_config(tmp_path, field, value, message):
     with pytest.raises(M2NISTError, match=message):
@@ -144,12 +149,12 @@ def test_fresh_digits_change_every_epoch_and_use_only_the_train_pool(tmp_path, m
     pools = []
     real_generate = data.generate_labels
 
-    def recording_generate(n, seed=0, pool="train"):
-        pools.append(pool)
-        return real_generate(n, seed=seed, pool=pool)
+    def recording_generate(n, seed=0, pool="train", distort=False):
+        pools.append((pool, distort))
+        return real_generate(n, seed=seed, pool=pool, distort=distort)
 
     monkeypatch.setattr(data, "generate_labels", recording_generate)
-    batches = fresh_training_data(tiny_config(tmp_path), 32).take(4)
+    batches = fresh_training_data(tiny_config(tmp_path, distort_digits=True), 32).take(4)
     images = [x.numpy()[..., 0] for x, _ in batches]
     assert not np.array_equal(images[0], images[2]), "epoch 2 must hold new digit combinations"
-    assert pools and set(pools) == {"train"}
+    assert pools and set(pools) == {("train", True)}, "distorted train-pool digits"
