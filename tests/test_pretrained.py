@@ -40,9 +40,13 @@ def test_shipped_model_matches_its_report(shipped_report):
 
 
 def test_shipped_model_reaches_the_readme_numbers(shipped_report):
+    """Today's scores agree with the README's to two decimals (within 0.005: rounding both sides to two
+    decimals would call 0.8551 and the README's 0.855 different)."""
     model, report = shipped_report
-    assert round(report["mean_digit_iou"], 2) == round(readme_number("mean digit IoU"), 2)
-    assert round(report["mean_digit_dice"], 2) == round(readme_number("mean digit Dice"), 2)
-    assert round(report["worst_digit"]["iou"], 2) == round(readme_number("worst digit IoU"), 2)
-    assert round(report["ink_gated"]["mean_digit_iou"], 2) == round(readme_number("ink-gated mean digit IoU"), 2)
+    to_two_decimals = {"abs": 5e-3}
+    assert report["mean_digit_iou"] == pytest.approx(readme_number("mean digit IoU"), **to_two_decimals)
+    assert report["mean_digit_dice"] == pytest.approx(readme_number("mean digit Dice"), **to_two_decimals)
+    assert report["worst_digit"]["iou"] == pytest.approx(readme_number("worst digit IoU"), **to_two_decimals)
+    gated = report["ink_gated"]["mean_digit_iou"]
+    assert gated == pytest.approx(readme_number("ink-gated mean digit IoU"), **to_two_decimals)
     assert count_params(model) == int(readme_number("parameters"))
