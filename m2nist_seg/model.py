@@ -7,7 +7,7 @@ happen inside the model, so it works for any input size.
 Encoder (downsampling path): five blocks of ``3×3 conv → batch norm → ReLU`` (one or two per block) give
 pool1 … pool5 at 1/2 … 1/32 of the padded size. Blocks 2–5 end in 2×2 max pooling; block 1 instead gives
 its convolution a stride of 2, so that no layer works at full resolution: a full-resolution block (16 channels
-at 64×96) took a third of the inference time on a CPU, and the decoder reads only pool3 and deeper.
+at 64×96) took about a fifth of the inference time on a CPU, and the decoder reads only pool3 and deeper.
 
 Decoder (upsampling path), after Long, Shelhamer & Darrell, "Fully Convolutional Networks" (2015):
 
