@@ -61,16 +61,20 @@ class Scores:
     @property
     def mean_digit_iou(self) -> float:
         """Mean IoU over the digit classes 0–9 that occur, ignoring NaN."""
-        return _nanmean(self.iou[:NUM_DIGITS])
+        return float(_nanmean(self.iou[:NUM_DIGITS]))
 
     @property
     def mean_digit_dice(self) -> float:
         """Mean Dice over the digit classes 0–9 that occur, ignoring NaN."""
-        return _nanmean(self.dice[:NUM_DIGITS])
+        return float(_nanmean(self.dice[:NUM_DIGITS]))
 
 
-def _nanmean(values: np.ndarray) -> float:
-    return float(np.nan) if np.isnan(values).all() else float(np.nanmean(values))
+def _nanmean(values: np.ndarray) -> np.ndarray:
+    """Means over the last axis ignoring NaN; NaN where all values are NaN (without NumPy's warning)."""
+    valid = ~np.isnan(values)
+    count = valid.sum(axis=-1)
+    total = np.where(valid, values, 0.0).sum(axis=-1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def scores_from_confusion(matrix: np.ndarray) -> Scores:
@@ -106,15 +110,7 @@ def per_image_scores(
     index = image * cells + y_true.ravel().astype(np.intp) * num_classes + y_pred.ravel()
     matrices = np.bincount(index, minlength=n * cells).reshape(n, num_classes, num_classes)
     scores = scores_from_confusion(matrices)
-    return _nanmean_rows(scores.iou[:, :NUM_DIGITS]), _nanmean_rows(scores.dice[:, :NUM_DIGITS])
-
-
-def _nanmean_rows(values: np.ndarray) -> np.ndarray:
-    """Row means ignoring NaN; NaN for a row that is all NaN (without NumPy's warning)."""
-    valid = ~np.isnan(values)
-    count = valid.sum(axis=1)
-    total = np.where(valid, values, 0.0).sum(axis=1)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return _nanmean(scores.iou[:, :NUM_DIGITS]), _nanmean(scores.dice[:, :NUM_DIGITS])
 
 
 def report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = NUM_CLASSES) -> pd.DataFrame:
