@@ -48,6 +48,7 @@ def _train_config(args):
         time_budget_s=None if args.time_budget is None else 60 * args.time_budget,
         deterministic=args.deterministic,
         distort_digits=args.distort_digits,
+        elastic_epochs=args.elastic_epochs,
         dropout=args.dropout,
     )
 
@@ -149,6 +150,12 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     option("--deterministic", action="store_true", help="enable TensorFlow op determinism")
     option("--dropout", type=float, default=default.dropout, help="spatial dropout after blocks 4 and 5 (default: 0)")
     option("--distort-digits", action="store_true", help="randomly rotate, scale and shear every training digit")
+    option(
+        "--elastic-epochs",
+        type=int,
+        default=default.elastic_epochs,
+        help="also warp the digits elastically in this many first epochs; needs --distort-digits (default: 0)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

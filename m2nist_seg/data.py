@@ -48,6 +48,8 @@ TRAIN_DIGITS_PER_CLASS = 400
 MAX_ROTATION_DEGREES = 12.0
 SCALE_RANGE = (0.9, 1.1)
 MAX_SHEAR = 0.2
+ELASTIC_ALPHA = 34.0
+ELASTIC_SIGMA = 4.0
 GENERATOR_VERSION = 1
 
 Pool = Literal["train", "test"]
@@ -276,14 +278,15 @@ def slot_boxes(layout: Layout, slot: int) -> tuple[tuple[np.ndarray, np.ndarray,
     return (present[:, None, None], rows, cols), layout.digit[present, slot]
 
 
-def distort_digits(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Small random affine distortions of 28×28 digits: uint8 (M, 28, 28) in, uint8 (M, 28, 28) out.
+def distort_digits(digits: np.ndarray, rng: np.random.Generator, elastic: bool = False) -> np.ndarray:
+    """Small random distortions of 28×28 digits: uint8 (M, 28, 28) in, uint8 (M, 28, 28) out.
 
-    Each digit is rotated by up to ±12°, scaled by 0.9–1.1 and sheared by up to ±0.2 about its box centre.
-    Nearest-neighbour sampling keeps MNIST's own pixel values, so the faint anti-aliased edges (which the masks
-    count as ink) look as they do in real digits; bilinear sampling would add a halo of faint pixels. Training
-    uses this to see more handwriting than the train pool's 400 digits per class hold; masks stay exact because
-    :func:`render` derives them from the distorted ink.
+    Each digit is rotated by up to ±12°, scaled by 0.9–1.1 and sheared by up to ±0.2 about its box centre;
+    with ``elastic``, its pixels are then moved by a smooth random field (:func:`elastic_displacement`), which
+    bends strokes the way another writer might. Nearest-neighbour sampling keeps MNIST's own pixel values, so
+    the faint anti-aliased edges (which the masks count as ink) keep their real values; bilinear sampling would
+    add a halo of faint pixels. Training uses this to see more handwriting than the train pool's 400 digits per
+    class hold; masks stay exact because :func:`render` derives them from the distorted ink.
     """
     from scipy import ndimage
 
@@ -299,17 +302,34 @@ def distort_digits(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     centre = (DIGIT_SIZE - 1) / 2
     grid = np.stack(np.meshgrid(np.arange(DIGIT_SIZE), np.arange(DIGIT_SIZE), indexing="ij")) - centre
     source = np.einsum("mij,jhw->imhw", inverse, grid) + centre
+    if elastic:
+        source += elastic_displacement(m, rng)
     which = np.broadcast_to(np.arange(m)[:, None, None], (m, DIGIT_SIZE, DIGIT_SIZE))
     coordinates = np.concatenate([which[None], source])
     return ndimage.map_coordinates(digits, coordinates, order=0, cval=0)
 
 
-def render(layout: Layout, distort: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+def elastic_displacement(m: int, rng: np.random.Generator) -> np.ndarray:
+    """Smooth random displacement fields for ``m`` digits, in pixels: float64 (2, m, 28, 28) (rows, columns).
+
+    After Simard, Steinkraus & Platt (2003): uniform noise in [-1, 1], smoothed by a Gaussian of standard
+    deviation ``ELASTIC_SIGMA`` and scaled by ``ELASTIC_ALPHA``; pixels move by about 1.5 px (median).
+    """
+    from scipy import ndimage
+
+    noise = rng.uniform(-1, 1, (2, m, DIGIT_SIZE, DIGIT_SIZE))
+    return ELASTIC_ALPHA * ndimage.gaussian_filter(noise, (0, 0, ELASTIC_SIGMA, ELASTIC_SIGMA), mode="constant")
+
+
+def render(
+    layout: Layout, distort: np.random.Generator | None = None, elastic: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw the images and label maps of a :class:`Layout`: uint8 (N, 64, 84) each.
 
     The canvas is the pixel-wise maximum of the digits. A pixel is labelled with the digit whose ink is
     brightest there (the one the canvas shows; the earlier slot on a tie), and background where no digit has ink.
-    With a random generator as ``distort``, every digit is first distorted by :func:`distort_digits`.
+    With a random generator as ``distort``, every digit is first distorted by :func:`distort_digits` (with
+    ``elastic`` warping too).
     """
     digits, classes = mnist_digits()
     n = len(layout.digit)
@@ -319,7 +339,7 @@ def render(layout: Layout, distort: np.random.Generator | None = None) -> tuple[
         box, digit = slot_boxes(layout, slot)
         ink, canvas = digits[digit], images[box]
         if distort is not None:
-            ink = distort_digits(ink, distort)
+            ink = distort_digits(ink, distort, elastic=elastic)
         brighter = ink > canvas
         images[box] = np.where(brighter, ink, canvas)
         labels[box] = np.where(brighter, classes[digit][:, None, None], labels[box])
@@ -327,15 +347,17 @@ def render(layout: Layout, distort: np.random.Generator | None = None) -> tuple[
 
 
 def generate_labels(
-    n: int, seed: int = 0, pool: Pool = "train", distort: bool = False
+    n: int, seed: int = 0, pool: Pool = "train", distort: bool = False, elastic: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generate ``n`` M2NIST images and their label maps: uint8 (n, 64, 84) each.
 
-    ``distort`` applies :func:`distort_digits` to every digit (a training augmentation, off by default: the
-    recipe places the MNIST digits as they are).
+    ``distort`` applies :func:`distort_digits` to every digit, ``elastic`` adds its elastic warping (training
+    augmentations, off by default: the recipe places the MNIST digits as they are).
     """
     layout = sample_layout(n, seed=seed, pool=pool)
-    return render(layout, distort=np.random.default_rng([seed, 1]) if distort else None)
+    if elastic and not distort:
+        raise ValueError("elastic: found True with distort=False, expected elastic warping only on distorted digits")
+    return render(layout, distort=np.random.default_rng([seed, 1]) if distort else None, elastic=elastic)
 
 
 def generate(n: int, seed: int = 0, pool: Pool = "train") -> tuple[np.ndarray, np.ndarray]:

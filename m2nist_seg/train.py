@@ -58,6 +58,7 @@ class TrainConfig:
     n_images: int = 5000
     fresh_digits: bool = True
     distort_digits: bool = False
+    elastic_epochs: int = 0  # the first epochs also warp the distorted digits elastically
     patience: int = 4
     widths: tuple[int, ...] = fcn.DEFAULT_WIDTHS
     convs_per_block: tuple[int, ...] = fcn.DEFAULT_CONVS
@@ -81,6 +82,11 @@ class TrainConfig:
             raise M2NISTError(f"learning_rate: found {self.learning_rate!r}, expected a positive number")
         if not 0 <= self.dropout < 1:
             raise M2NISTError(f"dropout: found {self.dropout!r}, expected a rate in [0, 1)")
+        if self.elastic_epochs < 0 or (self.elastic_epochs and not self.distort_digits):
+            raise M2NISTError(
+                f"elastic_epochs: found {self.elastic_epochs!r} with distort_digits={self.distort_digits}, "
+                "expected 0, or a positive number of epochs with distort_digits=True"
+            )
 
     @property
     def run_dir(self) -> Path:
@@ -97,17 +103,20 @@ def make_loss(name: LossName, train_labels: np.ndarray) -> keras.losses.Loss:
     return losses.WeightedCrossEntropy(weights)
 
 
-def fresh_training_data(config: TrainConfig, n: int) -> tf.data.Dataset:
+def fresh_training_data(config: TrainConfig, n: int, first_epoch: int = 0) -> tf.data.Dataset:
     """An endless stream of batches whose digit combinations are drawn anew each epoch from the train pool.
 
     Epoch ``e`` uses generator seed ``(config.seed, e)``; with ``config.distort_digits`` every digit is randomly
-    distorted (:func:`m2nist_seg.data.distort_digits`). Test-pool digits are never used.
+    distorted (:func:`m2nist_seg.data.distort_digits`), and also warped elastically in epochs
+    ``e < config.elastic_epochs``. ``first_epoch`` is the epoch that the stream starts at (a resumed run's).
+    Test-pool digits are never used.
     """
 
     def epochs():
-        for epoch in range(1_000_000):
+        for epoch in range(first_epoch, 1_000_000):
             seed = int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0])
-            yield data.generate_labels(n, seed=seed, pool="train", distort=config.distort_digits)
+            elastic = epoch < config.elastic_epochs
+            yield data.generate_labels(n, seed=seed, pool="train", distort=config.distort_digits, elastic=elastic)
 
     signature = (
         tf.TensorSpec((n, data.HEIGHT, data.WIDTH), tf.uint8),
@@ -162,14 +171,14 @@ def _check_output(run_dir: Path) -> None:
         raise M2NISTError(f"output_dir: found {run_dir}, expected a folder outside the shipped model's {shipped}")
 
 
-def _best_logged(history: Path) -> float | None:
-    """The best validation digit mIoU logged in a run's history, or None."""
+def _logged_val_miou(history: Path) -> list[float]:
+    """The validation digit mIoU of each epoch logged in a run's history; empty when there is none."""
     import pandas as pd
 
     try:
-        return float(pd.read_csv(history)["val_digit_miou"].max())
+        return [float(v) for v in pd.read_csv(history)["val_digit_miou"]]
     except (OSError, KeyError, ValueError, pd.errors.EmptyDataError):
-        return None
+        return []
 
 
 def train(
@@ -194,6 +203,9 @@ def train(
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
+    backup = run_dir / "backup"
+    resuming = backup.exists()
+    logged = _logged_val_miou(run_dir / HISTORY_FILE) if resuming else []
     splits = data.load(config.source, directory=config.data_dir, n=config.n_images, seed=config.seed)
     steps = len(splits.train) // config.batch_size
     if steps < 1:
@@ -201,7 +213,7 @@ def train(
             f"batch_size: found {config.batch_size}, expected at most the {len(splits.train)} training images"
         )
     if config.fresh_digits and config.source == "generated":
-        train_data = fresh_training_data(config, steps * config.batch_size)
+        train_data = fresh_training_data(config, steps * config.batch_size, first_epoch=len(logged))
     else:
         train_data = data.make_dataset(*splits.train, batch_size=config.batch_size, shuffle=True, seed=config.seed)
     val_data = data.make_dataset(*splits.val, batch_size=128)
@@ -223,9 +235,7 @@ def train(
         )
 
     checkpoint = run_dir / ".best.keras"
-    backup = run_dir / "backup"
-    resuming = backup.exists()
-    best_so_far = _best_logged(run_dir / HISTORY_FILE) if resuming and checkpoint.exists() else None
+    best_so_far = max(logged) if logged and checkpoint.exists() else None
     if resuming:
         log.info("resuming the interrupted run in %s", run_dir)
     run_callbacks = [

@@ -121,10 +121,39 @@ def test_distortion_is_seeded_and_small():
     assert still_ink.sum() / (digits > 0).sum() > 0.5, "a distorted digit mostly overlaps the original"
 
 
-def test_distorted_generation_keeps_the_recipe():
+def test_elastic_displacement_is_smooth_small_and_seeded():
+    field = data.elastic_displacement(200, np.random.default_rng(0))
+    assert field.shape == (2, 200, 28, 28)
+    np.testing.assert_array_equal(field, data.elastic_displacement(200, np.random.default_rng(0)))
+    length = np.hypot(*field)
+    assert 0.5 < np.median(length) < 3, "pixels move by a pixel or two"
+    assert length.max() < 10
+    step = np.abs(np.diff(field, axis=-1)).mean()
+    assert step < 0.25 * np.abs(field).mean(), "neighbouring pixels move together"
+
+
+def test_elastic_distortion_warps_the_affine_result():
+    digits = data.mnist_digits()[0][::50]
+    affine = data.distort_digits(digits, np.random.default_rng(3))
+    warped = data.distort_digits(digits, np.random.default_rng(3), elastic=True)
+    assert warped.shape == digits.shape and warped.dtype == np.uint8
+    for before, after in zip(digits, warped):
+        assert set(np.unique(after)) <= set(np.unique(before)) | {0}, "nearest-neighbour sampling adds no values"
+    assert (warped != affine).any(axis=(1, 2)).mean() > 0.9
+    overlap = ((warped > 0) & (affine > 0)).sum() / (affine > 0).sum()
+    assert 0.4 < overlap < 0.95, "strokes move by about a stroke's width"
+
+
+def test_elastic_without_distortion_is_refused():
+    with pytest.raises(ValueError, match="elastic: found True with distort=False"):
+        data.generate_labels(2, elastic=True)
+
+
+@pytest.mark.parametrize("elastic", [False, True])
+def test_distorted_generation_keeps_the_recipe(elastic):
     layout = data.sample_layout(300, seed=4)
     plain_images, _ = data.render(layout)
-    images, labels = data.generate_labels(300, seed=4, distort=True)
+    images, labels = data.generate_labels(300, seed=4, distort=True, elastic=elastic)
     np.testing.assert_array_equal(labels != data.BACKGROUND, images > 0)
     digits, classes = data.mnist_digits()
     for n in range(0, 300, 10):

@@ -52,7 +52,18 @@ def test_progress_is_printed_each_epoch(tmp_path, capsys):
     assert "val_digit_miou" in lines[0] and "left" in lines[0]
 
 
-def test_interrupted_run_resumes_where_it_stopped(tmp_path):
+def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
+    from m2nist_seg import train as training
+
+    first_epochs = []
+    real_fresh = training.fresh_training_data
+
+    def recording_fresh(config, n, first_epoch=0):
+        first_epochs.append(first_epoch)
+        return real_fresh(config, n, first_epoch=first_epoch)
+
+    monkeypatch.setattr(training, "fresh_training_data", recording_fresh)
+
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 1:
@@ -72,6 +83,7 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
 
     train(config, callbacks=[Record()])
     assert started == [2, 3]
+    assert first_epochs == [0, 2], "the resumed run's data starts at the epoch it resumes"
     assert list(pd.read_csv(tmp_path / "tiny" / "history.csv")["epoch"]) == [0, 1, 2, 3]
     assert not (tmp_path / "tiny" / "backup").exists()
 
@@ -89,6 +101,8 @@ def test_never_writes_to_the_shipped_model_folder():
         ("epochs", 0, "epochs: found 0"),
         ("variant", "unet", "variant"),
         ("dropout", 1.0, r"dropout: found 1.0, expected a rate in \[0, 1\)"),
+        ("elastic_epochs", 3, "elastic_epochs: found 3 with distort_digits=False"),
+        ("elastic_epochs", -1, "elastic_epochs: found -1"),
     ],
 )
 def test_bad_config(tmp_path, field, value, message):
@@ -149,12 +163,36 @@ def test_fresh_digits_change_every_epoch_and_use_only_the_train_pool(tmp_path, m
     pools = []
     real_generate = data.generate_labels
 
-    def recording_generate(n, seed=0, pool="train", distort=False):
-        pools.append((pool, distort))
-        return real_generate(n, seed=seed, pool=pool, distort=distort)
+    def recording_generate(n, seed=0, pool="train", distort=False, elastic=False):
+        pools.append((pool, distort, elastic))
+        return real_generate(n, seed=seed, pool=pool, distort=distort, elastic=elastic)
 
     monkeypatch.setattr(data, "generate_labels", recording_generate)
     batches = fresh_training_data(tiny_config(tmp_path, distort_digits=True), 32).take(4)
     images = [x.numpy()[..., 0] for x, _ in batches]
     assert not np.array_equal(images[0], images[2]), "epoch 2 must hold new digit combinations"
-    assert pools and set(pools) == {("train", True)}, "distorted train-pool digits"
+    assert pools and set(pools) == {("train", True, False)}, "distorted train-pool digits"
+
+
+@pytest.mark.parametrize("first_epoch", [0, 1])
+def test_elastic_warping_only_in_the_first_elastic_epochs(tmp_path, monkeypatch, first_epoch):
+    from m2nist_seg import data
+    from m2nist_seg.train import fresh_training_data
+
+    calls = []
+    real_generate = data.generate_labels
+
+    def recording_generate(n, seed=0, pool="train", distort=False, elastic=False):
+        calls.append((seed, distort, elastic))
+        return real_generate(n, seed=seed, pool=pool, distort=distort, elastic=elastic)
+
+    monkeypatch.setattr(data, "generate_labels", recording_generate)
+    config = tiny_config(tmp_path, distort_digits=True, elastic_epochs=2)
+    list(fresh_training_data(config, 16, first_epoch=first_epoch).take(4 - first_epoch))
+    assert [elastic for _, _, elastic in calls[: 4 - first_epoch]] == [True, True, False, False][first_epoch:]
+    assert all(distort for _, distort, _ in calls)
+    if first_epoch:
+        seeds = [seed for seed, _, _ in calls]
+        calls.clear()
+        list(fresh_training_data(config, 16).take(4))
+        assert [seed for seed, _, _ in calls][1:4] == seeds[:3], "a resumed run draws the epochs it has not seen"
