@@ -354,9 +354,9 @@ def generate_labels(
     ``distort`` applies :func:`distort_digits` to every digit, ``elastic`` adds its elastic warping (training
     augmentations, off by default: the recipe places the MNIST digits as they are).
     """
-    layout = sample_layout(n, seed=seed, pool=pool)
     if elastic and not distort:
         raise ValueError("elastic: found True with distort=False, expected elastic warping only on distorted digits")
+    layout = sample_layout(n, seed=seed, pool=pool)
     return render(layout, distort=np.random.default_rng([seed, 1]) if distort else None, elastic=elastic)
 
 

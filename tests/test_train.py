@@ -156,43 +156,44 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     assert (tmp_path / "mirrored" / "model.keras").is_file()
 
 
-def test_fresh_digits_change_every_epoch_and_use_only_the_train_pool(tmp_path, monkeypatch):
+@pytest.fixture
+def generator_calls(monkeypatch) -> list[dict]:
+    """Record the keyword arguments of every data.generate_labels call, which still generates."""
     from m2nist_seg import data
-    from m2nist_seg.train import fresh_training_data
-
-    pools = []
-    real_generate = data.generate_labels
-
-    def recording_generate(n, seed=0, pool="train", distort=False, elastic=False):
-        pools.append((pool, distort, elastic))
-        return real_generate(n, seed=seed, pool=pool, distort=distort, elastic=elastic)
-
-    monkeypatch.setattr(data, "generate_labels", recording_generate)
-    batches = fresh_training_data(tiny_config(tmp_path, distort_digits=True), 32).take(4)
-    images = [x.numpy()[..., 0] for x, _ in batches]
-    assert not np.array_equal(images[0], images[2]), "epoch 2 must hold new digit combinations"
-    assert pools and set(pools) == {("train", True, False)}, "distorted train-pool digits"
-
-
-@pytest.mark.parametrize("first_epoch", [0, 1])
-def test_elastic_warping_only_in_the_first_elastic_epochs(tmp_path, monkeypatch, first_epoch):
-    from m2nist_seg import data
-    from m2nist_seg.train import fresh_training_data
 
     calls = []
     real_generate = data.generate_labels
 
-    def recording_generate(n, seed=0, pool="train", distort=False, elastic=False):
-        calls.append((seed, distort, elastic))
-        return real_generate(n, seed=seed, pool=pool, distort=distort, elastic=elastic)
+    def recording_generate(n, **kwargs):
+        calls.append(kwargs)
+        return real_generate(n, **kwargs)
 
     monkeypatch.setattr(data, "generate_labels", recording_generate)
+    return calls
+
+
+def test_fresh_digits_change_every_epoch_and_use_only_the_train_pool(tmp_path, generator_calls):
+    from m2nist_seg.train import fresh_training_data
+
+    batches = fresh_training_data(tiny_config(tmp_path, distort_digits=True), 32).take(4)
+    images = [x.numpy()[..., 0] for x, _ in batches]
+    assert not np.array_equal(images[0], images[2]), "epoch 2 must hold new digit combinations"
+    pools = {(call["pool"], call["distort"], call["elastic"]) for call in generator_calls}
+    assert pools == {("train", True, False)}, "distorted train-pool digits"
+
+
+@pytest.mark.parametrize("first_epoch", [0, 1])
+def test_elastic_warping_only_in_the_first_elastic_epochs(tmp_path, generator_calls, first_epoch):
+    from m2nist_seg.train import fresh_training_data
+
     config = tiny_config(tmp_path, distort_digits=True, elastic_epochs=2)
     list(fresh_training_data(config, 16, first_epoch=first_epoch).take(4 - first_epoch))
-    assert [elastic for _, _, elastic in calls[: 4 - first_epoch]] == [True, True, False, False][first_epoch:]
-    assert all(distort for _, distort, _ in calls)
+    elastic = [call["elastic"] for call in generator_calls[: 4 - first_epoch]]
+    assert elastic == [True, True, False, False][first_epoch:]
+    assert all(call["distort"] for call in generator_calls)
     if first_epoch:
-        seeds = [seed for seed, _, _ in calls]
-        calls.clear()
+        seeds = [call["seed"] for call in generator_calls]
+        generator_calls.clear()
         list(fresh_training_data(config, 16).take(4))
-        assert [seed for seed, _, _ in calls][1:4] == seeds[:3], "a resumed run draws the epochs it has not seen"
+        fresh_seeds = [call["seed"] for call in generator_calls]
+        assert fresh_seeds[1:4] == seeds[:3], "a resumed run draws the epochs it has not seen"
