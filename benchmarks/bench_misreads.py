@@ -15,8 +15,6 @@ import numpy as np
 from m2nist_seg import data, evaluate
 from m2nist_seg.settings import SHIPPED_MODEL
 
-N_IMAGES, VAL_FRACTION, TEST_FRACTION = 5000, 0.1, 0.2  # data.load's defaults
-
 
 def misreads(labels: np.ndarray, predicted: np.ndarray, layout: data.Layout) -> tuple[int, int, set[int]]:
     """(placements, misread placements, indices of the misread MNIST digits) for uint8 (N, 64, 84) label maps."""
@@ -39,16 +37,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(SHIPPED_MODEL), help="a .keras model (default: the shipped one)")
     model = keras.models.load_model(parser.parse_args().model)
-    splits = data.load(n=N_IMAGES, val_fraction=VAL_FRACTION, test_fraction=TEST_FRACTION)
-    n_test, n_val = round(TEST_FRACTION * N_IMAGES), round(VAL_FRACTION * N_IMAGES)
-    train_pool = data.sample_layout(N_IMAGES - n_test, pool="train")
-    val_layout = data.Layout(*(a[:n_val] for a in (train_pool.digit, train_pool.row, train_pool.col)))
+    splits = data.load()
     for name, split, layout in (
-        ("validation (train-pool digits)", splits.val, val_layout),
-        ("test (test-pool digits)", splits.test, data.generated_test_layout(N_IMAGES, test_fraction=TEST_FRACTION)),
+        ("validation (train-pool digits)", splits.val, data.generated_val_layout()),
+        ("test (test-pool digits)", splits.test, data.generated_test_layout()),
     ):
-        if not np.array_equal(data.render(layout)[1], split.labels):
-            raise SystemExit(f"{name}: the layout does not match the split; data.load's layout has changed")
         predicted = evaluate.predict(model, split.images, ink_gated=True)
         placements, misread, digits = misreads(split.labels, predicted, layout)
         print(f"{name}: {misread} of {placements} placements misread ({len(digits)} distinct digits)")

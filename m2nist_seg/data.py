@@ -403,6 +403,14 @@ def generated_test_layout(n: int = 5000, seed: int = 0, test_fraction: float = 0
     return sample_layout(round(test_fraction * n), seed=_test_seed(seed), pool="test")
 
 
+def generated_val_layout(n: int = 5000, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2) -> Layout:
+    """The :class:`Layout` behind the validation split of ``load("generated", n=n, seed=seed, ...)``: the first
+    ``val_fraction · n`` images drawn from the train pool."""
+    train_pool = sample_layout(n - round(test_fraction * n), seed=seed, pool="train")
+    n_val = round(val_fraction * n)
+    return Layout(digit=train_pool.digit[:n_val], row=train_pool.row[:n_val], col=train_pool.col[:n_val])
+
+
 def load(
     source: Source = "generated",
     *,

@@ -423,6 +423,13 @@ def test_generated_test_split_uses_the_test_pool(tmp_path):
     np.testing.assert_array_equal(splits.test.images, expected)
 
 
+def test_generated_val_layout_draws_the_validation_split(tmp_path):
+    splits = data.load(n=100, seed=2, val_fraction=0.2, test_fraction=0.3, cache_dir=tmp_path)
+    images, labels = data.render(data.generated_val_layout(n=100, seed=2, val_fraction=0.2, test_fraction=0.3))
+    np.testing.assert_array_equal(splits.val.images, images)
+    np.testing.assert_array_equal(splits.val.labels, labels)
+
+
 def test_cache_is_written_atomically_and_reused(tmp_path, monkeypatch):
     data.load(n=100, seed=0, cache_dir=tmp_path)
     files = sorted(p.name for p in tmp_path.iterdir())
