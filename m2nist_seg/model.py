@@ -131,11 +131,13 @@ def build_fcn(
     decoder_width: int = DEFAULT_DECODER_WIDTH,
     dropout: float = 0.0,
     batch_norm: bool = True,
+    output_activation: Literal["softmax", "sigmoid"] = "softmax",
 ) -> keras.Model:
     """Build the encoder with an FCN-8, FCN-16 or FCN-32 decoder.
 
     Input: float (N, H, W, 1) raw pixel values 0–255. Output: float32 softmax probabilities
-    (N, H, W, num_classes). ``widths`` and ``convs_per_block`` give each of the five encoder blocks' filters and
+    (N, H, W, num_classes); ``output_activation="sigmoid"`` gives the original tutorial's eleven independent
+    sigmoids instead (for the comparison in the notebooks, not for use). ``widths`` and ``convs_per_block`` give each of the five encoder blocks' filters and
     convolutions; ``dropout`` is spatial dropout after blocks 4 and 5. ``batch_norm=False`` gives the encoder
     convolutions biases instead of batch norm: the shape of :func:`fold_batch_norm`'s inference copy.
     """
@@ -146,6 +148,8 @@ def build_fcn(
         )
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout: found {dropout!r}, expected a rate in [0, 1)")
+    if output_activation not in ("softmax", "sigmoid"):
+        raise ValueError(f"output_activation: found {output_activation!r}, expected 'softmax' or 'sigmoid'")
     height, width = input_shape
     padding = padding_for(height, width)
 
@@ -166,7 +170,10 @@ def build_fcn(
         factor //= 2
     x = _upsample(x, factor, num_classes, name=f"decoder_upsample_x{factor}", kernel=factor)
     x = layers.Cropping2D(padding, name="crop")(x)
-    outputs = layers.Softmax(dtype="float32", name="probabilities")(x)
+    if output_activation == "softmax":
+        outputs = layers.Softmax(dtype="float32", name="probabilities")(x)
+    else:
+        outputs = layers.Activation("sigmoid", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=variant)
 
 

@@ -1,7 +1,11 @@
 """Run-wide switches, read from the environment in one place.
 
-``M2NIST_QUICK=1`` shrinks training and evaluation work so that CI can execute every notebook in a few
-minutes; without it the notebooks run at full settings.
+- ``M2NIST_QUICK=1`` shrinks training and evaluation work so that CI can execute every notebook in a few
+  minutes; without it the notebooks run at full settings.
+- ``M2NIST_STRICT=1`` makes a failed exercise check raise ``AssertionError`` instead of printing a hint
+  (CI runs the teacher's edition this way, so that every solution is known to pass).
+- ``M2NIST_SAVE_FIGURES=1`` lets the notebooks write the README's figures into the tracked ``figures/``
+  folder; without it a learner's run leaves the git tree untouched.
 """
 
 from __future__ import annotations
@@ -13,15 +17,32 @@ from typing import TypeVar
 T = TypeVar("T")
 
 QUICK_VARIABLE = "M2NIST_QUICK"
+STRICT_VARIABLE = "M2NIST_STRICT"
+SAVE_FIGURES_VARIABLE = "M2NIST_SAVE_FIGURES"
+_TRUE = {"1", "true", "yes", "on"}
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_MODEL = PROJECT_ROOT / "models" / "fcn8_m2nist.keras"
 FIGURES_DIR = PROJECT_ROOT / "figures"
 RUNS_DIR = PROJECT_ROOT / "runs"
 
 
+def _flag(variable: str) -> bool:
+    return os.environ.get(variable, "").strip().lower() in _TRUE
+
+
 def quick_mode() -> bool:
     """True when ``M2NIST_QUICK`` is set to 1, true, yes or on (any case)."""
-    return os.environ.get(QUICK_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
+    return _flag(QUICK_VARIABLE)
+
+
+def strict_mode() -> bool:
+    """True when ``M2NIST_STRICT`` is set to 1, true, yes or on (any case): failed checks raise."""
+    return _flag(STRICT_VARIABLE)
+
+
+def save_figures() -> bool:
+    """True when ``M2NIST_SAVE_FIGURES`` is set to 1, true, yes or on (any case): notebooks update ``figures/``."""
+    return _flag(SAVE_FIGURES_VARIABLE)
 
 
 def pick(full: T, quick: T) -> T:

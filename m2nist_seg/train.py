@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -185,12 +185,20 @@ def train(
     config: TrainConfig | None = None,
     strategy: tf.distribute.Strategy | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    build_model: Callable[[], keras.Model] | None = None,
+    compile_model: Callable[[keras.Model], None] | None = None,
 ) -> dict:
     """Train a model by ``config`` and evaluate its best checkpoint on the test split.
 
-    ``callbacks`` are added to the run's own. Returns the evaluation report as a dict (also written to
-    ``runs/<name>/report.json``). A run interrupted while training resumes from its last finished epoch when
-    called again with the same config.
+    ``callbacks`` are added to the run's own. ``build_model`` (no arguments, returns an uncompiled Keras model
+    taking raw 0–255 images (N, 64, 84, 1) and returning probabilities (N, 64, 84, 11)) replaces
+    :func:`m2nist_seg.model.build_fcn`, and ``compile_model(model)`` replaces the default compile step (Adam
+    with cosine decay, the config's loss, :class:`~m2nist_seg.metrics.MeanDigitIoU`); a learner's own model and
+    compile step train this way. Both run inside the strategy's scope. A custom compile step must track
+    ``MeanDigitIoU`` (named ``digit_miou``): checkpointing and early stopping read it.
+
+    Returns the evaluation report as a dict (also written to ``runs/<name>/report.json``). A run interrupted
+    while training resumes from its last finished epoch when called again with the same config.
     """
     from m2nist_seg import evaluate
 
@@ -220,19 +228,25 @@ def train(
 
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        model = fcn.build_fcn(
-            config.variant,
-            widths=tuple(config.widths),
-            convs_per_block=tuple(config.convs_per_block),
-            decoder_width=config.decoder_width,
-            dropout=config.dropout,
-        )
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps)
-        model.compile(
-            optimizer=keras.optimizers.Adam(schedule),
-            loss=make_loss(config.loss, splits.train.labels),
-            metrics=[metrics.MeanDigitIoU()],
-        )
+        if build_model is None:
+            model = fcn.build_fcn(
+                config.variant,
+                widths=tuple(config.widths),
+                convs_per_block=tuple(config.convs_per_block),
+                decoder_width=config.decoder_width,
+                dropout=config.dropout,
+            )
+        else:
+            model = build_model()
+        if compile_model is None:
+            schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps)
+            model.compile(
+                optimizer=keras.optimizers.Adam(schedule),
+                loss=make_loss(config.loss, splits.train.labels),
+                metrics=[metrics.MeanDigitIoU()],
+            )
+        else:
+            compile_model(model)
 
     checkpoint = run_dir / ".best.keras"
     best_so_far = max(logged) if logged and checkpoint.exists() else None
