@@ -1,4 +1,4 @@
-"""Command line: ``python -m m2nist_seg {generate,train,evaluate,predict,run} --help``."""
+"""Command line: ``python -m m2nist_seg {generate,train,evaluate,predict,run,classroom} --help``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from m2nist_seg import data
+from m2nist_seg import classroom, data
 from m2nist_seg.atomic import atomic_path
 from m2nist_seg.errors import M2NISTError
 from m2nist_seg.settings import SHIPPED_MODEL
@@ -128,6 +128,27 @@ def cmd_run(args) -> None:
     cmd_train(args)
 
 
+def cmd_classroom_build(args) -> None:
+    source, out = Path(args.source), Path(args.out)
+    written = classroom.build(source, out)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"{len(written)} student notebook(s) in {out}: solutions stubbed, outputs cleared")
+
+
+def cmd_classroom_check(args) -> None:
+    source, out = Path(args.source), Path(args.out)
+    stale = classroom.check_build(source, out)
+    if stale:
+        orphans = [name for name in stale if not (source / name).is_file()]
+        delete = f", and delete {', '.join(orphans)} (no notebook of that name in {source})" if orphans else ""
+        raise M2NISTError(
+            f"{out}: stale student edition ({', '.join(stale)}), expected a fresh build of {source}; "
+            f"rebuild it with `python -m m2nist_seg classroom build`{delete}"
+        )
+    print(f"{out} is up to date with {source}")
+
+
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     from m2nist_seg.model import VARIANTS
     from m2nist_seg.train import LOSSES, TrainConfig
@@ -192,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the main job: train and evaluate with the defaults, print the report")
     _add_train_options(run)
     run.set_defaults(func=cmd_run)
+
+    room = commands.add_parser("classroom", help="build or check the student edition of the notebooks")
+    actions = room.add_subparsers(dest="action", required=True)
+    for action, func, help_text in (
+        ("build", cmd_classroom_build, "write the student edition: solutions stubbed, outputs cleared"),
+        ("check", cmd_classroom_check, "exit non-zero when the student edition differs from a fresh build"),
+    ):
+        sub = actions.add_parser(action, help=help_text)
+        sub.add_argument("--source", default=str(classroom.SOURCE_DIR), help="teacher's edition (default: %(default)s)")
+        sub.add_argument("--out", default=str(classroom.TARGET_DIR), help="student edition (default: %(default)s)")
+        sub.set_defaults(func=func)
     return parser
 
 

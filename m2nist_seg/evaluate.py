@@ -114,6 +114,16 @@ def predict(model: keras.Model, images: np.ndarray, batch_size: int = 64, ink_ga
     return labels
 
 
+def class_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The per-pixel class scores (logits) of a :func:`~m2nist_seg.model.build_fcn` model before its output
+    activation: float32 (N, 64, 84, 11) for images as :func:`predict` takes them."""
+    images = _check_images(images)
+    if "crop" not in {layer.name for layer in model.layers}:
+        raise M2NISTError(f"model {model.name!r}: expected a model built by build_fcn (with a 'crop' layer)")
+    scores_model = keras.Model(model.inputs, model.get_layer("crop").output)
+    return keras.ops.convert_to_numpy(scores_model(images[..., None].astype(np.float32), training=False))
+
+
 def _number(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
@@ -166,8 +176,11 @@ def load_report(path: str | os.PathLike) -> dict:
     return json.loads(path.read_text())
 
 
-def format_report(report: dict) -> str:
-    """A plain-text summary of a report: per-class IoU and Dice, then the headline numbers."""
+def format_report(report: dict, ink_gated: bool = True) -> str:
+    """A plain-text summary of a report: per-class IoU and Dice, then the headline numbers.
+
+    ``ink_gated=False`` leaves out the line of the ink-gated refinement (for readers who have not met it yet).
+    """
     lines = [f"{'class':>10}  {'IoU':>6}  {'Dice':>6}  {'pixels':>8}"]
     for name, row in report["per_class"].items():
         iou = "   n/a" if row["iou"] is None else f"{row['iou']:6.3f}"
@@ -181,6 +194,9 @@ def format_report(report: dict) -> str:
         f"mean digit IoU  {report['mean_digit_iou']:.4f}   mean digit Dice {report['mean_digit_dice']:.4f}",
         f"worst digit     {worst['class']} (IoU {worst['iou']:.4f})" if worst else "worst digit     n/a",
         f"pixel accuracy  {report['pixel_accuracy']:.4f}",
-        f"ink-gated refinement: mean digit IoU {gated['mean_digit_iou']:.4f}, Dice {gated['mean_digit_dice']:.4f}",
     ]
+    if ink_gated:
+        lines.append(
+            f"ink-gated refinement: mean digit IoU {gated['mean_digit_iou']:.4f}, Dice {gated['mean_digit_dice']:.4f}"
+        )
     return "\n".join(lines)

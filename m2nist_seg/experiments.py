@@ -74,7 +74,9 @@ def _run(
 
 def _config(output_dir: str, name: str, epochs: int, seed: int, **overrides) -> TrainConfig:
     # No early stopping: every arm trains for the full budget.
-    return TrainConfig(name=name, epochs=epochs, patience=epochs, seed=seed, output_dir=output_dir, verbose=False, **overrides)
+    return TrainConfig(
+        name=name, epochs=epochs, patience=epochs, seed=seed, output_dir=output_dir, verbose=False, **overrides
+    )
 
 
 def compare_losses(

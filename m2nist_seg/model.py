@@ -5,7 +5,7 @@ The model takes raw pixel values 0–255, shape (N, H, W, 1), and returns per-pi
 happen inside the model, so it works for any input size.
 
 Encoder (downsampling path): five blocks of ``3×3 conv → batch norm → ReLU`` (one or two per block) give
-pool1 … pool5 at 1/2 … 1/32 of the padded size. Blocks 2–5 end in 2×2 max pooling; block 1 instead gives
+block1 and pool2 … pool5 at 1/2 … 1/32 of the padded size. Blocks 2–5 end in 2×2 max pooling; block 1 instead gives
 its convolution a stride of 2, so that no layer works at full resolution: a full-resolution block (16 channels
 at 64×96) took about a fifth of the inference time on a CPU, and the decoder reads only pool3 and deeper.
 
@@ -30,6 +30,7 @@ from typing import Literal
 
 import keras
 import numpy as np
+import pandas as pd
 from keras import layers
 
 from m2nist_seg.data import HEIGHT, NUM_CLASSES, WIDTH
@@ -74,7 +75,10 @@ def feature_shapes(
 ) -> list[Stage]:
     """The feature-map shape at each stage, from the input to the output, without building a model.
 
-    A pure function of the arguments; a notebook uses it to draw the architecture.
+    The encoder stages are ``block1`` (its stride-2 convolution halves the size: there is no pooling layer) and
+    ``pool2`` … ``pool5``; the decoder's are ``score_pool5``, one ``fuse_pool{k}`` per skip connection, the last
+    upsampling and the cropped ``output``. A pure function of the arguments; a notebook uses it to draw the
+    architecture (:func:`m2nist_seg.plots.plot_fcn_wiring`).
     """
     _check_variant(variant)
     height, width = input_shape
@@ -82,7 +86,7 @@ def feature_shapes(
     ph, pw = height + top + bottom, width + left + right
     stages = [Stage("input", height, width, 1), Stage("padded", ph, pw, 1)]
     for block, channels in enumerate(widths, start=1):
-        stages.append(Stage(f"pool{block}", ph >> block, pw >> block, channels))
+        stages.append(Stage("block1" if block == 1 else f"pool{block}", ph >> block, pw >> block, channels))
     scale = STRIDE
     stages.append(Stage("score_pool5", ph // scale, pw // scale, decoder_width))
     for skip in SKIPS[variant]:
@@ -137,9 +141,10 @@ def build_fcn(
 
     Input: float (N, H, W, 1) raw pixel values 0–255. Output: float32 softmax probabilities
     (N, H, W, num_classes); ``output_activation="sigmoid"`` gives the original tutorial's eleven independent
-    sigmoids instead (for the comparison in the notebooks, not for use). ``widths`` and ``convs_per_block`` give each of the five encoder blocks' filters and
-    convolutions; ``dropout`` is spatial dropout after blocks 4 and 5. ``batch_norm=False`` gives the encoder
-    convolutions biases instead of batch norm: the shape of :func:`fold_batch_norm`'s inference copy.
+    sigmoids instead (for the comparison in the notebooks, not for use). ``widths`` and ``convs_per_block``
+    give each of the five encoder blocks' filters and convolutions; ``dropout`` is spatial dropout after
+    blocks 4 and 5. ``batch_norm=False`` gives the encoder convolutions biases instead of batch norm: the
+    shape of :func:`fold_batch_norm`'s inference copy.
     """
     _check_variant(variant)
     if len(widths) != 5 or len(convs_per_block) != 5:
@@ -229,3 +234,41 @@ def _copy_folded_weights(model: keras.Model, folded: keras.Model) -> None:
 def count_params(model: keras.Model) -> int:
     """The number of weights in ``model``, trainable or not."""
     return int(sum(math.prod(w.shape) for w in model.weights))
+
+
+def _stage_of(layer: layers.Layer) -> str | None:
+    """The :func:`stage_table` row of one of a :func:`build_fcn` model's layers; ``None`` for its input steps."""
+    name = layer.name
+    if name.startswith("encoder_block"):
+        return name.removeprefix("encoder_").split("_")[0]
+    if name.startswith("decoder_"):
+        return name.removeprefix("decoder_")
+    if name == "probabilities":
+        return "softmax" if isinstance(layer, layers.Softmax) else "sigmoid"
+    if name == "crop" or layer.weights:
+        return name
+    return None
+
+
+def stage_table(model: keras.Model) -> pd.DataFrame:
+    """A compact summary of a :func:`build_fcn` model: one row per stage instead of one per layer.
+
+    Rows: ``block1`` … ``block5`` of the encoder, the decoder's score, upsample and fuse steps in the order
+    they run, ``crop`` and the output activation (``softmax``), then ``total``. Columns: ``output shape``
+    (a string such as "8×12×64") and ``parameters`` (summed over the stage's layers, trainable or not; the
+    total equals :func:`count_params`). The scaling and padding at the input have no parameters and no row.
+    """
+    groups: dict[str, list[layers.Layer]] = {}
+    for layer in model.layers:
+        stage = _stage_of(layer)
+        if stage is not None:
+            groups.setdefault(stage, []).append(layer)
+    rows = {
+        stage: {
+            "output shape": "×".join(str(size) for size in group[-1].output.shape[1:]),
+            "parameters": sum(math.prod(w.shape) for layer in group for w in layer.weights),
+        }
+        for stage, group in groups.items()
+    }
+    rows["total"] = {"output shape": "", "parameters": count_params(model)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("stage")

@@ -4,6 +4,7 @@
   minutes; without it the notebooks run at full settings.
 - ``M2NIST_STRICT=1`` makes a failed exercise check raise ``AssertionError`` instead of printing a hint
   (CI runs the teacher's edition this way, so that every solution is known to pass).
+- ``M2NIST_RUNS`` moves the folder that the notebooks train into (default: ``runs/`` in the project).
 - ``M2NIST_SAVE_FIGURES=1`` lets the notebooks write the README's figures into the tracked ``figures/``
   folder; without it a learner's run leaves the git tree untouched.
 """
@@ -23,7 +24,7 @@ _TRUE = {"1", "true", "yes", "on"}
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_MODEL = PROJECT_ROOT / "models" / "fcn8_m2nist.keras"
 FIGURES_DIR = PROJECT_ROOT / "figures"
-RUNS_DIR = PROJECT_ROOT / "runs"
+RUNS_DIR = Path(os.environ.get("M2NIST_RUNS", PROJECT_ROOT / "runs"))
 
 
 def _flag(variable: str) -> bool:

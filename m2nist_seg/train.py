@@ -299,3 +299,22 @@ def train(
     }
     evaluate.save_report(report, run_dir / REPORT_FILE)
     return report
+
+
+class PredictionRecorder(keras.callbacks.Callback):
+    """Record the model's label maps for a few images after every epoch, to watch the predictions sharpen.
+
+    ``images``: uint8 (n, 64, 84). After each epoch, ``label_maps`` gains one uint8 array (n, 64, 84) of
+    predicted labels (:func:`m2nist_seg.evaluate.predict`); :func:`m2nist_seg.plots.plot_prediction_strip`
+    draws them.
+    """
+
+    def __init__(self, images: np.ndarray):
+        super().__init__()
+        self.images = images
+        self.label_maps: list[np.ndarray] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        from m2nist_seg import evaluate
+
+        self.label_maps.append(evaluate.predict(self.model, self.images))

@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -82,6 +83,29 @@ def test_ink_gated_prediction_is_background_exactly_off_ink(small_model, test_sp
     np.testing.assert_array_equal(gated == data.BACKGROUND, test_split.images == 0)
 
 
+def test_class_scores_are_the_logits_before_the_softmax(small_model, test_split):
+    scores = evaluate.class_scores(small_model, test_split.images[:3])
+    probs = small_model.predict(test_split.images[:3, ..., None].astype(np.float32), verbose=0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.softmax(scores, axis=-1)), probs, atol=1e-5)
+
+
+def test_class_scores_refuse_a_model_without_a_crop():
+    image = keras.Input((64, 84, 1))
+    other = keras.Model(image, keras.layers.Conv2D(11, 1)(image))
+    with pytest.raises(M2NISTError, match="expected a model built by build_fcn"):
+        evaluate.class_scores(other, np.zeros((1, 64, 84), dtype=np.uint8))
+
+
+def test_example_pixels_are_inside_a_digit_on_its_edge_and_in_the_background():
+    _, labels = data.generate_labels(1, seed=0)
+    rows, cols = analysis.example_pixels(labels[0])
+    edge = analysis.boundary_mask(labels)[0]
+    inside, on_edge, background = zip(rows, cols)
+    assert labels[0][inside] != data.BACKGROUND and not edge[inside]
+    assert labels[0][on_edge] != data.BACKGROUND and edge[on_edge]
+    assert labels[0][background] == data.BACKGROUND and not edge[background]
+
+
 def test_report_agrees_with_the_metrics(small_model, test_split):
     report = evaluate.evaluate(small_model, test_split)
     predicted = evaluate.predict(small_model, test_split.images)
@@ -93,6 +117,8 @@ def test_report_agrees_with_the_metrics(small_model, test_split):
     assert set(report["ink_gated"]) == {"mean_digit_iou", "mean_digit_dice", "worst_digit", "pixel_accuracy"}
     json.dumps(report, allow_nan=False)
     assert "mean digit IoU" in evaluate.format_report(report)
+    assert "ink-gated" in evaluate.format_report(report)
+    assert "ink-gated" not in evaluate.format_report(report, ink_gated=False)
 
 
 def test_save_report_is_atomic_and_round_trips(tmp_path):
@@ -140,6 +166,46 @@ def test_missed_and_spurious_interior_pixels():
     causes = analysis.error_causes(truth, predicted)
     assert causes[0, 1, 1] == analysis.CAUSES.index("missed ink")
     assert causes[0, 5, 5] == analysis.CAUSES.index("spurious digit")
+
+
+def one_digit_layout(digit: int) -> data.Layout:
+    """A layout of one image holding MNIST digit ``digit`` alone, at the top-left corner."""
+    return data.Layout(digit=np.array([[digit, -1, -1]]), row=np.array([[0, 0, 0]]), col=np.array([[0, 28, 56]]))
+
+
+def test_a_misread_digit_is_counted_before_its_boundary_pixels():
+    layout = one_digit_layout(0)
+    _, truth = data.render(layout)
+    true_class = data.mnist_digits()[1][0]
+    other = (true_class + 1) % 10
+    own = truth == true_class
+    predicted = np.where(own, other, truth).astype(np.uint8)  # the whole digit read as another digit
+    causes = analysis.error_causes(truth, predicted, layout)
+    assert (causes[own] == analysis.CAUSES.index("misread digit")).all()
+    assert (analysis.boundary_mask(truth) & own).any(), "the digit has edge pixels, which are misread pixels too"
+    found = analysis.misread_placements(truth, predicted, layout)
+    assert (found.placements, found.misread, found.digits) == (1, 1, frozenset({0}))
+
+
+def test_a_digit_with_a_minority_of_wrong_pixels_is_not_misread():
+    layout = one_digit_layout(0)
+    _, truth = data.render(layout)
+    true_class = data.mnist_digits()[1][0]
+    own = np.argwhere(truth == true_class)
+    predicted = truth.copy()
+    minority = own[: len(own) // 2 - 1]
+    predicted[tuple(minority.T)] = (true_class + 1) % 10
+    causes = analysis.error_causes(truth, predicted, layout)
+    assert analysis.CAUSES.index("misread digit") not in causes
+    assert analysis.misread_placements(truth, predicted, layout).misread == 0
+
+
+def test_ink_lost_to_background_is_missed_ink_not_a_misread():
+    layout = one_digit_layout(0)
+    _, truth = data.render(layout)
+    predicted = np.full_like(truth, data.BACKGROUND)
+    found = analysis.misread_placements(truth, predicted, layout)
+    assert found.misread == 0 and found.placements == 1
 
 
 def test_overlap_comes_from_the_layout():

@@ -103,7 +103,7 @@ def test_feature_shapes_match_the_built_model(fcn8):
     for block in range(1, 6):
         last_layer = "encoder_block1_relu1" if block == 1 else f"encoder_block{block}_pool"
         shape = fcn8.get_layer(last_layer).output.shape
-        stage = stages[f"pool{block}"]
+        stage = stages["block1" if block == 1 else f"pool{block}"]
         assert (stage.height, stage.width, stage.channels) == tuple(shape[1:])
     assert (stages["output"].height, stages["output"].width, stages["output"].channels) == (64, 84, 11)
     assert tuple(fcn8.get_layer("decoder_fuse_pool3").output.shape[1:]) == (8, 12, 64)

@@ -36,7 +36,7 @@ def output_text(cell: dict) -> str:
 
 
 def test_the_series_is_complete():
-    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_"]
+    assert [p.name[:3] for p in NOTEBOOKS] == ["00_", "01_", "02_", "03_", "04_", "05_"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -62,10 +62,16 @@ def test_notebook_is_in_the_readme_tour(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebooks_hold_no_library_code(path):
+def test_notebooks_define_only_the_functions_that_exercises_ask_for(path):
+    """A notebook may define a function only to hold an exercise's solution; all other logic is in m2nist_seg."""
     for cell in code_cells(path):
         source = "".join(cell["source"])
-        assert not re.search(r"^\s*(def|class) ", source, re.M), f"{path.name} defines code; put it in m2nist_seg"
+        assert not re.search(r"^\s*class ", source, re.M), f"{path.name} defines a class; put it in m2nist_seg"
+        for function in re.split(r"^(?=def )", source, flags=re.M):
+            if function.startswith("def "):
+                name = function.split("(")[0][4:]
+                assert "### BEGIN SOLUTION" in function, f"{path.name}: {name} is no exercise; put it in m2nist_seg"
+        assert not re.search(r"^\S.*\bdef ", source, re.M), f"{path.name} defines a function inside other code"
 
 
 def test_readme_figures_exist_and_come_from_notebooks_or_the_cli():
