@@ -120,7 +120,7 @@ def class_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:
     images = _check_images(images)
     if "crop" not in {layer.name for layer in model.layers}:
         raise M2NISTError(f"model {model.name!r}: expected a model built by build_fcn (with a 'crop' layer)")
-    scores_model = keras.Model(model.inputs, model.get_layer("crop").output)
+    scores_model = keras.Model(model.input, model.get_layer("crop").output)
     return keras.ops.convert_to_numpy(scores_model(images[..., None].astype(np.float32), training=False))
 
 

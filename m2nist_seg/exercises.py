@@ -176,16 +176,8 @@ def remember_model(model: keras.Model, result: CheckResult, path: str | os.PathL
         return None
     with atomic_path(path) as tmp:
         model.save(tmp)
-    print(f"saved your FCN-8 for notebook 03 ({_shown(path)})")
+    print(f"saved your FCN-8 for notebook 03 ({settings.shown_path(path)})")
     return path
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the runs folder's parent (``runs/…``), so that no absolute path is printed."""
-    try:
-        return str(path.resolve().relative_to(settings.RUNS_DIR.resolve().parent))
-    except ValueError:
-        return path.name
 
 
 def model_to_evaluate(use_mine: bool, path: str | os.PathLike | None = None) -> keras.Model:
@@ -199,10 +191,12 @@ def model_to_evaluate(use_mine: bool, path: str | os.PathLike | None = None) -> 
     path = Path(path) if path is not None else settings.RUNS_DIR / "notebook" / train.MODEL_FILE
     if use_mine and path.is_file():
         model = evaluate.load_model(path)
-        print(f"evaluating your model from notebook 03 ({_shown(path)}, {fcn.count_params(model):,} parameters)")
+        shown = f"{settings.shown_path(path)}, {fcn.count_params(model):,} parameters"
+        print(f"evaluating your model from notebook 03 ({shown})")
         return model
     if use_mine:
-        print(f"no trained model at {_shown(path)} yet (run notebook 03 first): evaluating the shipped model instead")
+        where = settings.shown_path(path)
+        print(f"no trained model at {where} yet (run notebook 03 first): evaluating the shipped model instead")
     model = fcn.build_fcn8()
     model.load_weights(settings.SHIPPED_MODEL)
     shipped = settings.SHIPPED_MODEL.relative_to(settings.PROJECT_ROOT)

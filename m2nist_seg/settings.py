@@ -49,3 +49,13 @@ def save_figures() -> bool:
 def pick(full: T, quick: T) -> T:
     """``quick`` under ``M2NIST_QUICK=1``, else ``full``: the one way notebooks size their work."""
     return quick if quick_mode() else full
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as notebooks print it, with no absolute path: relative to the project or to the runs folder's
+    parent when it lies inside one of them, else just its name."""
+    path = Path(path).resolve()
+    for base in (PROJECT_ROOT, RUNS_DIR.resolve().parent):
+        if path.is_relative_to(base):
+            return str(path.relative_to(base))
+    return path.name
