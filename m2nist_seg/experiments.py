@@ -63,13 +63,36 @@ def _run(
         "seconds": round(seconds, 1),
     }
     if keep_predictions:
-        run["predictions"] = predicted[:keep_predictions].tolist()
+        run["predictions"] = encode_label_maps(predicted[:keep_predictions])
     print(
         f"{arm} seed {config.seed}: test mean digit IoU {scores.mean_digit_iou:.3f} after {len(history)} epochs "
         f"({seconds:.0f} s)",
         flush=True,
     )
     return run
+
+
+_LABEL_CHARACTERS = np.frombuffer(b"0123456789a", dtype=np.uint8)
+
+
+def encode_label_maps(labels: np.ndarray) -> list[str]:
+    """Label maps uint8 (n, 64, 84) → n strings of 64·84 characters, one per pixel ('0'–'9', 'a' for background).
+
+    Evidence files keep a few predictions this way: a character per pixel instead of a JSON list of numbers.
+    """
+    return [_LABEL_CHARACTERS[image.ravel()].tobytes().decode() for image in np.asarray(labels)]
+
+
+def decode_label_maps(encoded: list[str]) -> np.ndarray:
+    """The inverse of :func:`encode_label_maps`: label maps uint8 (n, 64, 84)."""
+    codes = np.array([np.frombuffer(text.encode(), dtype=np.uint8) for text in encoded])
+    labels = np.searchsorted(_LABEL_CHARACTERS, codes).astype(np.uint8)
+    return labels.reshape(len(encoded), data.HEIGHT, data.WIDTH)
+
+
+def predictions(run: dict) -> np.ndarray:
+    """The label maps uint8 (n, 64, 84) that an evidence run kept for the first n test images."""
+    return decode_label_maps(run["predictions"])
 
 
 def _config(output_dir: str, name: str, epochs: int, seed: int, **overrides) -> TrainConfig:

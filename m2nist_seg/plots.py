@@ -21,7 +21,7 @@ import seaborn as sns
 from matplotlib.patches import Circle, Patch
 from matplotlib.text import Text
 
-from m2nist_seg import data, metrics, settings
+from m2nist_seg import data, experiments, metrics, settings
 from m2nist_seg.atomic import atomic_path
 from m2nist_seg.model import Stage
 
@@ -686,9 +686,9 @@ def plot_output_comparison(images: np.ndarray, truth: np.ndarray, runs: Sequence
     """Rows of image | truth | one prediction per arm, from an experiment's ``runs`` (e.g. ``"outputs"``).
 
     ``images`` uint8 (n, 64, 84) and ``truth`` uint8 (n, 64, 84) label maps: the first n test images. Each run
-    is a dict with ``arm``, ``seed``, ``test_mean_digit_iou`` and ``predictions`` (nested lists, at least n
-    label maps of 64×84); each arm shows its lowest seed's predictions (seed 0), titled with its test mean
-    digit IoU averaged over its seeds.
+    is a dict with ``arm``, ``seed``, ``test_mean_digit_iou`` and ``predictions`` (at least n label maps of
+    64×84, as :func:`m2nist_seg.experiments.encode_label_maps` stores them); each arm shows its lowest seed's
+    predictions (seed 0), titled with its test mean digit IoU averaged over its seeds.
     """
     frame = pd.DataFrame(runs)
     means = frame.groupby("arm", sort=False)["test_mean_digit_iou"].agg(["mean", "count"])
@@ -699,7 +699,7 @@ def plot_output_comparison(images: np.ndarray, truth: np.ndarray, runs: Sequence
         title = (
             f"{name}\ntest mean digit IoU {mean:.3f}\n(mean of {seeds:.0f} seeds; seed {shown.loc[arm, 'seed']} shown)"
         )
-        columns[title] = np.asarray(shown.loc[arm, "predictions"][: len(images)], dtype=np.uint8)
+        columns[title] = experiments.decode_label_maps(shown.loc[arm, "predictions"][: len(images)])
     return _image_grid(columns, images, width=2.9, height=1.75)
 
 

@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 from matplotlib.collections import QuadMesh  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from m2nist_seg import data, evaluate, metrics, plots  # noqa: E402
+from m2nist_seg import data, evaluate, experiments, metrics, plots  # noqa: E402
 from m2nist_seg import model as fcn  # noqa: E402
 from m2nist_seg.train import PredictionRecorder  # noqa: E402
 
@@ -163,7 +163,8 @@ def _fake_runs(labels: np.ndarray) -> list[dict]:
 def test_output_comparison_columns():
     images, labels = data.generate_labels(2, seed=3)
     runs = _fake_runs(labels)
-    fig = plots.plot_output_comparison(images, labels, [{**r, "predictions": r["predictions"].tolist()} for r in runs])
+    encoded = [{**r, "predictions": experiments.encode_label_maps(r["predictions"])} for r in runs]
+    fig = plots.plot_output_comparison(images, labels, encoded)
     assert len(fig.axes) == 2 * 4
     titles = [ax.get_title() for ax in fig.axes[:4]]
     assert titles[:2] == ["image", "truth"]

@@ -88,6 +88,30 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert not (tmp_path / "tiny" / "backup").exists()
 
 
+def test_a_learners_model_and_compile_step_train_in_place_of_the_defaults(tmp_path):
+    from m2nist_seg import metrics
+    from m2nist_seg import model as fcn
+
+    built, compiled = [], []
+
+    def build_model():
+        built.append(fcn.build_fcn8(**{k: TINY[k] for k in ("widths", "convs_per_block", "decoder_width")}))
+        return built[-1]
+
+    def compile_model(model):
+        compiled.append(model)
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.01),
+            loss="sparse_categorical_crossentropy",
+            metrics=[metrics.MeanDigitIoU()],
+        )
+
+    report = train(tiny_config(tmp_path), build_model=build_model, compile_model=compile_model)
+    assert len(built) == 1 and compiled == built, "each hook runs once, on the model the run trains"
+    assert isinstance(built[0].optimizer, keras.optimizers.SGD)
+    assert report["training"]["parameters"] == fcn.count_params(built[0])
+
+
 def test_never_writes_to_the_shipped_model_folder():
     config = TrainConfig(output_dir=str(settings.SHIPPED_MODEL.parent.parent), name="models")
     with pytest.raises(M2NISTError, match="outside the shipped model"):
