@@ -67,36 +67,21 @@ def reference_conv_block(x, filters: int, convs: int = 1, strided: bool = False)
 
 
 def reference_encoder(image):
-    """The encoder of :func:`m2nist_seg.model.build_fcn8`, returning ``(pool3, pool4, pool5)``.
+    """The encoder of :func:`m2nist_seg.model.build_fcn8` (:func:`m2nist_seg.model.encoder`): ``(pool3, pool4, pool5)``.
 
     ``image``: a Keras tensor (N, 64, 84, 1) of raw pixel values 0–255. It is scaled by 1/255 and padded to a
     multiple of 32 (64×96), then five blocks give pool3 (N, 8, 12, 64), pool4 (N, 4, 6, 128) and
     pool5 (N, 2, 3, 128).
     """
-    x = layers.Rescaling(1.0 / 255.0)(image)
-    x = layers.ZeroPadding2D(fcn.padding_for(image.shape[1], image.shape[2]))(x)
-    pools = []
-    for block, (filters, convs) in enumerate(zip(fcn.DEFAULT_WIDTHS, fcn.DEFAULT_CONVS), start=1):
-        x = reference_conv_block(x, filters, convs, strided=block == 1)
-        pools.append(x)
-    return pools[2], pools[3], pools[4]
+    pools = fcn.encoder(image)
+    return pools[3], pools[4], pools[5]
 
 
 def reference_fcn8_decoder(pool3, pool4, pool5, num_classes: int = NUM_CLASSES):
-    """The FCN-8 decoder of :func:`m2nist_seg.model.build_fcn8`: class probabilities (N, 64, 84, num_classes).
-
-    Linear 1×1 score layers, two ×2 transposed convolutions each followed by the fusion (Add) with the scored
-    pool4, then pool3, a ×8 transposed convolution, the crop of the encoder's padding and a softmax.
-    """
-    width = fcn.DEFAULT_DECODER_WIDTH
-    x = layers.Conv2D(width, 1, name="decoder_score_pool5")(pool5)
-    for skip, pool in ((4, pool4), (3, pool3)):
-        x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", name=f"decoder_upsample_pool{skip + 1}")(x)
-        score = layers.Conv2D(width, 1, name=f"decoder_score_pool{skip}")(pool)
-        x = layers.Add(name=f"decoder_fuse_pool{skip}")([x, score])
-    x = layers.Conv2DTranspose(num_classes, 8, strides=8, padding="same", name="decoder_upsample_x8")(x)
-    x = layers.Cropping2D(fcn.padding_for(HEIGHT, WIDTH), name="crop")(x)
-    return layers.Softmax(dtype="float32", name="probabilities")(x)
+    """The FCN-8 decoder of :func:`m2nist_seg.model.build_fcn8` (:func:`m2nist_seg.model.decoder`) and its softmax:
+    class probabilities (N, 64, 84, num_classes)."""
+    scores = fcn.decoder({3: pool3, 4: pool4, 5: pool5}, "fcn8", num_classes)
+    return layers.Softmax(dtype="float32", name="probabilities")(scores)
 
 
 def reference_iou_dice(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +184,7 @@ def model_to_evaluate(use_mine: bool, path: str | os.PathLike | None = None) -> 
         print(f"no trained model at {where} yet (run notebook 03 first): evaluating the shipped model instead")
     model = fcn.build_fcn8()
     model.load_weights(settings.SHIPPED_MODEL)
-    shipped = settings.SHIPPED_MODEL.relative_to(settings.PROJECT_ROOT)
+    shipped = settings.shown_path(settings.SHIPPED_MODEL)
     print(f"evaluating the shipped model {shipped} ({fcn.count_params(model):,} parameters), rebuilt by today's code")
     return model
 

@@ -25,6 +25,7 @@ nearly three times as much on a CPU. A softmax ends the model.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -125,6 +126,47 @@ def _upsample(x, factor: int, channels: int, name: str, kernel: int):
     return layers.Conv2DTranspose(channels, kernel, strides=factor, padding="same", name=name)(x)
 
 
+def encoder(
+    image,
+    widths: tuple[int, ...] = DEFAULT_WIDTHS,
+    convs_per_block: tuple[int, ...] = DEFAULT_CONVS,
+    dropout: float = 0.0,
+    batch_norm: bool = True,
+) -> dict[int, keras.KerasTensor]:
+    """The encoder on a Keras tensor of raw images (N, H, W, 1), values 0–255: scale by 1/255, pad to a multiple
+    of 32, then the five blocks. Returns ``{block: output}``: block1 and pool2 … pool5 at 1/2 … 1/32 of the
+    padded size (for 64×84 inputs, pool3 (N, 8, 12, 64), pool4 (N, 4, 6, 128) and pool5 (N, 2, 3, 128))."""
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(image)
+    x = layers.ZeroPadding2D(padding_for(image.shape[1], image.shape[2]), name="pad")(x)
+    pools = {}
+    for block, (filters, convs) in enumerate(zip(widths, convs_per_block), start=1):
+        x = _encoder_block(x, block, filters, convs, dropout, batch_norm)
+        pools[block] = x
+    return pools
+
+
+def decoder(
+    pools: Mapping[int, keras.KerasTensor],
+    variant: Variant = "fcn8",
+    num_classes: int = NUM_CLASSES,
+    decoder_width: int = DEFAULT_DECODER_WIDTH,
+    padding: tuple[tuple[int, int], tuple[int, int]] = padding_for(HEIGHT, WIDTH),
+) -> keras.KerasTensor:
+    """The FCN-32/16/8 decoder on the encoder's ``pools`` (:func:`encoder`; FCN-8 reads 3, 4 and 5): linear 1×1
+    score layers, ×2 transposed convolutions each followed by the fusion with the next scored skip, the last
+    upsampling to the classes, and the crop of the encoder's ``padding``. Returns the class scores before the
+    output activation (N, H, W, num_classes)."""
+    x = layers.Conv2D(decoder_width, 1, name="decoder_score_pool5")(pools[5])
+    factor = STRIDE
+    for skip in SKIPS[variant]:
+        x = _upsample(x, 2, decoder_width, name=f"decoder_upsample_pool{skip + 1}", kernel=4)
+        score = layers.Conv2D(decoder_width, 1, name=f"decoder_score_pool{skip}")(pools[skip])
+        x = layers.Add(name=f"decoder_fuse_pool{skip}")([x, score])
+        factor //= 2
+    x = _upsample(x, factor, num_classes, name=f"decoder_upsample_x{factor}", kernel=factor)
+    return layers.Cropping2D(padding, name="crop")(x)
+
+
 def build_fcn(
     variant: Variant = "fcn8",
     *,
@@ -156,25 +198,9 @@ def build_fcn(
     if output_activation not in ("softmax", "sigmoid"):
         raise ValueError(f"output_activation: found {output_activation!r}, expected 'softmax' or 'sigmoid'")
     height, width = input_shape
-    padding = padding_for(height, width)
-
     inputs = keras.Input(shape=(height, width, 1), name="image")
-    x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
-    x = layers.ZeroPadding2D(padding, name="pad")(x)
-    pools = {}
-    for block, (filters, convs) in enumerate(zip(widths, convs_per_block), start=1):
-        x = _encoder_block(x, block, filters, convs, dropout, batch_norm)
-        pools[block] = x
-
-    x = layers.Conv2D(decoder_width, 1, name="decoder_score_pool5")(pools[5])
-    factor = STRIDE
-    for skip in SKIPS[variant]:
-        x = _upsample(x, 2, decoder_width, name=f"decoder_upsample_pool{skip + 1}", kernel=4)
-        score = layers.Conv2D(decoder_width, 1, name=f"decoder_score_pool{skip}")(pools[skip])
-        x = layers.Add(name=f"decoder_fuse_pool{skip}")([x, score])
-        factor //= 2
-    x = _upsample(x, factor, num_classes, name=f"decoder_upsample_x{factor}", kernel=factor)
-    x = layers.Cropping2D(padding, name="crop")(x)
+    pools = encoder(inputs, widths, convs_per_block, dropout, batch_norm)
+    x = decoder(pools, variant, num_classes, decoder_width, padding_for(height, width))
     if output_activation == "softmax":
         outputs = layers.Softmax(dtype="float32", name="probabilities")(x)
     else:
