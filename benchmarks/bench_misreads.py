@@ -1,8 +1,8 @@
 """Whole digits read as another digit by a model with the ink gate, on familiar and on unseen handwriting.
 
 A digit placement is misread when most of its ink pixels are labelled as another digit
-(:func:`m2nist_seg.analysis.misread_placements`). The validation split holds train-pool digits (handwriting
-the model trained on, in new combinations); the test split holds test-pool digits, never seen in training.
+(:func:`m2nist_seg.analysis.misread_placements`). The validation split holds val-pool digits and the test
+split test-pool digits: both are handwriting that training never saw.
 
 Run: python benchmarks/bench_misreads.py [--model PATH]
 """
@@ -21,8 +21,8 @@ def main() -> None:
     model = keras.models.load_model(parser.parse_args().model)
     splits = data.load()
     for name, split, layout in (
-        ("validation (train-pool digits)", splits.val, data.generated_val_layout()),
-        ("test (test-pool digits)", splits.test, data.generated_test_layout()),
+        ("validation (val-pool digits)", splits.val, splits.layouts.val),
+        ("test (test-pool digits)", splits.test, splits.layouts.test),
     ):
         predicted = evaluate.predict(model, split.images, ink_gated=True)
         found = analysis.misread_placements(split.labels, predicted, layout)

@@ -23,7 +23,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    suffix = "".join(path.suffixes)  # all of them: Keras wants weights files to end in ".weights.h5"
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{stem}-", suffix=suffix)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())
     try:

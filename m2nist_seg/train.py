@@ -6,7 +6,13 @@ A run writes to ``runs/<name>/``:
   (without optimizer state or compile settings: ``model.compile(...)`` it again to train further);
 - ``history.csv``: loss and digit mIoU per epoch, train and validation;
 - ``report.json``: the evaluation of ``model.keras`` on the test split (see :mod:`m2nist_seg.evaluate`);
-- ``backup/``: BackupAndRestore's state while training runs, so that an interrupted run resumes where it stopped.
+- while training runs, ``state.json`` (the last finished epoch, written atomically after that epoch's backup),
+  ``backup/`` (weights and optimizer state of that epoch) and ``.best-epoch-N.keras`` (the best checkpoint so
+  far), so that an interrupted run resumes exactly where it stopped when called again with the same config.
+
+A finished run is never overwritten: a second run of the same name goes to ``<name>-2`` (then ``-3``, …) and
+says so, unless ``overwrite=True`` asks to replace it. Checkpoints and model selection read the validation
+split only; the test split is scored once, at the end.
 
 Distribution: ``train`` builds the model inside a ``tf.distribute`` strategy's scope. The default is the
 one-device strategy; pass ``tf.distribute.MirroredStrategy()`` for several GPUs, or
@@ -16,7 +22,9 @@ one-device strategy; pass ``tf.distribute.MirroredStrategy()`` for several GPUs,
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +48,11 @@ LOSSES = ("ce_dice", "weighted_ce_dice", "dice", "ce", "weighted_ce")
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 REPORT_FILE = "report.json"
+STATE_FILE = "state.json"
+BACKUP_DIR = "backup"
+FIGURES_DIR = "figures"
+# Options that may change between an interrupted run and its resumption: where it runs and how it reports.
+RESUMABLE_CHANGES = frozenset({"name", "output_dir", "verbose", "overwrite", "time_budget_s"})
 
 
 @dataclass
@@ -68,6 +81,7 @@ class TrainConfig:
     deterministic: bool = False
     output_dir: str = str(RUNS_DIR)
     verbose: bool = True
+    overwrite: bool = False  # replace a finished or interrupted run of the same name instead of keeping it
 
     def validate(self) -> None:
         """Raise :class:`M2NISTError` naming the first bad field."""
@@ -78,6 +92,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "n_images", "patience"):
             if int(getattr(self, name)) < 1:
                 raise M2NISTError(f"{name}: found {getattr(self, name)!r}, expected a positive integer")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise M2NISTError(f"time_budget: found {self.time_budget_s!r}, expected a positive number of minutes")
         if self.learning_rate <= 0:
             raise M2NISTError(f"learning_rate: found {self.learning_rate!r}, expected a positive number")
         if not 0 <= self.dropout < 1:
@@ -90,7 +106,75 @@ class TrainConfig:
 
     @property
     def run_dir(self) -> Path:
+        """Where a run of this name goes (:func:`choose_run_dir` picks another one if it holds a finished run)."""
         return Path(self.output_dir) / self.name
+
+    def resume_key(self) -> dict:
+        """The options that must equal an interrupted run's for it to resume, as JSON-ready values."""
+        fields = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items() if k not in RESUMABLE_CHANGES}
+
+
+def run_status(run_dir: Path) -> Literal["empty", "interrupted", "finished"]:
+    """What a run folder holds: nothing of a run, an interrupted run (a state record) or a finished one."""
+    if (run_dir / STATE_FILE).is_file() or (run_dir / BACKUP_DIR).exists():
+        return "interrupted"
+    if (run_dir / REPORT_FILE).is_file() or (run_dir / MODEL_FILE).is_file():
+        return "finished"
+    return "empty"
+
+
+def read_state(run_dir: Path) -> dict | None:
+    """The state record of an interrupted run, or None when it has none (it stopped before its first epoch)."""
+    path = run_dir / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise M2NISTError(f"{path}: unreadable run state, expected the JSON record of an interrupted run") from None
+
+
+def differing_options(config: TrainConfig, state: dict) -> list[str]:
+    """``option: recorded → now`` for each option that differs from an interrupted run's recorded config."""
+    now, recorded = config.resume_key(), state.get("config", {})
+    return [f"{k}: {recorded.get(k)!r} → {now[k]!r}" for k in sorted(now) if recorded.get(k) != now[k]]
+
+
+def choose_run_dir(config: TrainConfig) -> Path:
+    """The folder a run of ``config`` writes to; it never holds a finished run unless ``config.overwrite``.
+
+    ``<output_dir>/<name>`` when it is empty, holds an interrupted run of the same config (resumed), or
+    ``overwrite`` is set (cleared first); otherwise the first of ``<name>-2``, ``<name>-3``, … that is not a
+    finished run. An interrupted run of another config is refused with the options that differ.
+    """
+    base = config.run_dir
+    if config.overwrite:
+        _clear_run(base)
+        return base
+    candidate, number = base, 1
+    while run_status(candidate) == "finished":
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    if run_status(candidate) == "interrupted":
+        state = read_state(candidate)
+        differences = differing_options(config, state) if state else []
+        if differences:
+            raise M2NISTError(
+                f"{candidate}: an interrupted run with other options ({'; '.join(differences)}), expected the "
+                "same config to resume it; pass overwrite=True (--overwrite) to replace it, or another name"
+            )
+    return candidate
+
+
+def _clear_run(run_dir: Path) -> None:
+    """Remove what a run wrote in ``run_dir`` (and nothing else)."""
+    for name in (MODEL_FILE, HISTORY_FILE, REPORT_FILE, STATE_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+    for folder in (BACKUP_DIR, FIGURES_DIR):
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
+    for path in run_dir.glob(".best-epoch-*.keras") if run_dir.is_dir() else ():
+        path.unlink()
 
 
 def make_loss(name: LossName, train_labels: np.ndarray) -> keras.losses.Loss:
@@ -103,20 +187,17 @@ def make_loss(name: LossName, train_labels: np.ndarray) -> keras.losses.Loss:
     return losses.WeightedCrossEntropy(weights)
 
 
-def fresh_training_data(config: TrainConfig, n: int, first_epoch: int = 0) -> tf.data.Dataset:
-    """An endless stream of batches whose digit combinations are drawn anew each epoch from the train pool.
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The random seed of one training epoch: a function of the run's seed and the epoch number only."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
-    Epoch ``e`` uses generator seed ``(config.seed, e)``; with ``config.distort_digits`` every digit is randomly
-    distorted (:func:`m2nist_seg.data.distort_digits`), and also warped elastically in epochs
-    ``e < config.elastic_epochs``. ``first_epoch`` is the epoch that the stream starts at (a resumed run's).
-    Test-pool digits are never used.
-    """
+
+def _stream(draw: Callable[[int], tuple[np.ndarray, np.ndarray]], n: int, batch_size: int, first_epoch: int):
+    """Endless batches; epoch ``e`` holds the ``n`` images of ``draw(e)``, starting at ``first_epoch``."""
 
     def epochs():
         for epoch in range(first_epoch, 1_000_000):
-            seed = int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0])
-            elastic = epoch < config.elastic_epochs
-            yield data.generate_labels(n, seed=seed, pool="train", distort=config.distort_digits, elastic=elastic)
+            yield draw(epoch)
 
     signature = (
         tf.TensorSpec((n, data.HEIGHT, data.WIDTH), tf.uint8),
@@ -124,8 +205,39 @@ def fresh_training_data(config: TrainConfig, n: int, first_epoch: int = 0) -> tf
     )
     epochs_ds = tf.data.Dataset.from_generator(epochs, output_signature=signature)
     batches = epochs_ds.flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)))
-    batches = batches.batch(config.batch_size, drop_remainder=True)
+    batches = batches.batch(batch_size, drop_remainder=True)
     return batches.map(data.to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def fresh_training_data(config: TrainConfig, n: int, first_epoch: int = 0) -> tf.data.Dataset:
+    """An endless stream of batches whose digit combinations are drawn anew each epoch from the train pool.
+
+    Epoch ``e`` uses generator seed :func:`epoch_seed` ``(config.seed, e)``; with ``config.distort_digits``
+    every digit is randomly distorted (:func:`m2nist_seg.data.distort_digits`), and also warped elastically in
+    epochs ``e < config.elastic_epochs``. ``first_epoch`` is the epoch that the stream starts at (a resumed
+    run's), so a resumed run sees exactly the batches an uninterrupted one would. Only train-pool digits are used.
+    """
+
+    def draw(epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        elastic = epoch < config.elastic_epochs
+        seed = epoch_seed(config.seed, epoch)
+        return data.generate_labels(n, seed=seed, pool="train", distort=config.distort_digits, elastic=elastic)
+
+    return _stream(draw, n, config.batch_size, first_epoch)
+
+
+def shuffled_training_data(config: TrainConfig, split: data.Split, n: int, first_epoch: int = 0) -> tf.data.Dataset:
+    """An endless stream of batches of a fixed training split, in an order drawn anew each epoch.
+
+    Epoch ``e`` shows the first ``n`` images of a permutation seeded by :func:`epoch_seed` ``(config.seed, e)``,
+    so that, as with :func:`fresh_training_data`, a resumed run sees the batches an uninterrupted one would.
+    """
+
+    def draw(epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        order = np.random.default_rng(epoch_seed(config.seed, epoch)).permutation(len(split))[:n]
+        return split.images[order], split.labels[order]
+
+    return _stream(draw, n, config.batch_size, first_epoch)
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -171,14 +283,91 @@ def _check_output(run_dir: Path) -> None:
         raise M2NISTError(f"output_dir: found {run_dir}, expected a folder outside the shipped model's {shipped}")
 
 
-def _logged_val_miou(history: Path) -> list[float]:
-    """The validation digit mIoU of each epoch logged in a run's history; empty when there is none."""
-    import pandas as pd
+class RunState(keras.callbacks.Callback):
+    """After each epoch: keep the best checkpoint (by validation mean digit IoU), back up the weights and
+    optimizer state, then record the finished epoch in ``state.json``. Every file is written atomically, and
+    the record is written last, so a run killed at any moment resumes from a consistent epoch.
 
-    try:
-        return [float(v) for v in pd.read_csv(history)["val_digit_miou"]]
-    except (OSError, KeyError, ValueError, pd.errors.EmptyDataError):
-        return []
+    ``state``: the record to continue from (a resumed run's), or None. ``history.csv`` is written by Keras'
+    CSVLogger before this callback runs; on resuming, :func:`train` trims it to the recorded epochs.
+    """
+
+    def __init__(self, run_dir: Path, config: TrainConfig, state: dict | None, seconds_before: float = 0.0):
+        super().__init__()
+        self.run_dir, self.config = run_dir, config
+        self.state = state or {"epoch": 0, "weights": None, "best": None}
+        self.seconds_before = seconds_before
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    @property
+    def best_value(self) -> float | None:
+        return None if self.state["best"] is None else self.state["best"]["val_digit_miou"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        finished = epoch + 1
+        best = self.state["best"]
+        value = logs.get("val_digit_miou")
+        if value is not None and not np.isnan(value) and (self.best_value is None or value > self.best_value):
+            name = f".best-epoch-{finished}.keras"
+            with atomic_path(self.run_dir / name) as tmp:
+                self.model.save(tmp)
+            best = {"epoch": finished, "val_digit_miou": float(value), "file": name}
+        weights = f"{BACKUP_DIR}/epoch-{finished}.weights.h5"
+        with atomic_path(self.run_dir / weights) as tmp:
+            self.model.save_weights(tmp)
+        self.state = {
+            "epoch": finished,
+            "weights": weights,
+            "best": best,
+            "seconds": round(self.seconds_before + time.perf_counter() - self.start, 1),
+            "config": self.config.resume_key(),
+        }
+        with atomic_path(self.run_dir / STATE_FILE) as tmp:
+            tmp.write_text(json.dumps(self.state, indent=2) + "\n")
+        _remove_unrecorded(self.run_dir, self.state)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping on validation mean digit IoU that, in a resumed run, counts the epochs without
+    improvement from the recorded best epoch, as the uninterrupted run would have."""
+
+    def __init__(self, state: dict | None, patience: int):
+        super().__init__(monitor="val_digit_miou", mode="max", patience=patience)
+        self.resumed_from = state
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        best = (self.resumed_from or {}).get("best")
+        if best:
+            self.best, self.best_epoch = best["val_digit_miou"], best["epoch"] - 1
+            self.wait = self.resumed_from["epoch"] - best["epoch"]
+
+
+def _remove_unrecorded(run_dir: Path, state: dict | None) -> None:
+    """Delete backups and best checkpoints that the state record does not name (older ones, or ones written
+    by an epoch that was killed before its record), and temporary files of interrupted writes."""
+    keep = set()
+    if state:
+        keep = {state.get("weights"), (state.get("best") or {}).get("file")}
+    for path in [*run_dir.glob(f"{BACKUP_DIR}/*"), *run_dir.glob(".best-epoch-*.keras")]:
+        if str(path.relative_to(run_dir)) not in keep:
+            path.unlink(missing_ok=True)
+    for path in run_dir.glob(".*-*"):  # atomic_path's temporary files
+        if path.is_file() and str(path.relative_to(run_dir)) not in keep:
+            path.unlink(missing_ok=True)
+
+
+def _trim_history(path: Path, epochs: int) -> None:
+    """Keep the first ``epochs`` rows of a run's history (rows written by an epoch killed before its record)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    if len(lines) > epochs + 1:
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(lines[: epochs + 1]))
 
 
 def train(
@@ -188,7 +377,8 @@ def train(
     build_model: Callable[[], keras.Model] | None = None,
     compile_model: Callable[[keras.Model], None] | None = None,
 ) -> dict:
-    """Train a model by ``config`` and evaluate its best checkpoint on the test split.
+    """Train a model by ``config``, select its best epoch on the validation split, and evaluate that
+    checkpoint once on the test split.
 
     ``callbacks`` are added to the run's own. ``build_model`` (no arguments, returns an uncompiled Keras model
     taking raw 0–255 images (N, 64, 84, 1) and returning probabilities (N, 64, 84, 11)) replaces
@@ -197,23 +387,31 @@ def train(
     compile step train this way. Both run inside the strategy's scope. A custom compile step must track
     ``MeanDigitIoU`` (named ``digit_miou``): checkpointing and early stopping read it.
 
-    Returns the evaluation report as a dict (also written to ``runs/<name>/report.json``). A run interrupted
-    while training resumes from its last finished epoch when called again with the same config.
+    Returns the evaluation report as a dict (also written to ``report.json`` in the run folder, whose name is
+    ``report["training"]["run"]``: see :func:`choose_run_dir`). A run interrupted while training resumes from
+    its last recorded epoch when called again with the same config.
     """
     from m2nist_seg import evaluate
 
     config = config or TrainConfig()
     config.validate()
-    run_dir = config.run_dir
-    _check_output(run_dir)
+    _check_output(config.run_dir)
+    run_dir = choose_run_dir(config)
+    if run_dir != config.run_dir:
+        print(
+            f"{config.run_dir.name} holds a finished run, kept as it is; this run goes to {run_dir.name} "
+            "(overwrite=True, or --overwrite, replaces a run instead)",
+            flush=True,
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    backup = run_dir / "backup"
-    resuming = backup.exists()
-    logged = _logged_val_miou(run_dir / HISTORY_FILE) if resuming else []
+    state = read_state(run_dir)
+    done = state["epoch"] if state else 0
+    _remove_unrecorded(run_dir, state)
+    _trim_history(run_dir / HISTORY_FILE, done)
     splits = data.load(config.source, directory=config.data_dir, n=config.n_images, seed=config.seed)
     steps = len(splits.train) // config.batch_size
     if steps < 1:
@@ -221,9 +419,9 @@ def train(
             f"batch_size: found {config.batch_size}, expected at most the {len(splits.train)} training images"
         )
     if config.fresh_digits and config.source == "generated":
-        train_data = fresh_training_data(config, steps * config.batch_size, first_epoch=len(logged))
+        train_data = fresh_training_data(config, steps * config.batch_size, first_epoch=done)
     else:
-        train_data = data.make_dataset(*splits.train, batch_size=config.batch_size, shuffle=True, seed=config.seed)
+        train_data = shuffled_training_data(config, splits.train, steps * config.batch_size, first_epoch=done)
     val_data = data.make_dataset(*splits.val, batch_size=128)
 
     strategy = strategy or tf.distribute.get_strategy()
@@ -247,22 +445,17 @@ def train(
             )
         else:
             compile_model(model)
+        if state:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(run_dir / state["weights"])
 
-    checkpoint = run_dir / ".best.keras"
-    best_so_far = max(logged) if logged and checkpoint.exists() else None
-    if resuming:
-        log.info("resuming the interrupted run in %s", run_dir)
+    if state:
+        print(f"resuming the interrupted run in {run_dir.name} after epoch {done}", flush=True)
+    run_state = RunState(run_dir, config, state, seconds_before=state.get("seconds", 0.0) if state else 0.0)
     run_callbacks = [
-        keras.callbacks.ModelCheckpoint(
-            checkpoint,
-            monitor="val_digit_miou",
-            mode="max",
-            save_best_only=True,
-            initial_value_threshold=best_so_far,
-        ),
-        keras.callbacks.EarlyStopping(monitor="val_digit_miou", mode="max", patience=config.patience),
-        keras.callbacks.CSVLogger(run_dir / HISTORY_FILE, append=resuming),
-        keras.callbacks.BackupAndRestore(backup),
+        ResumableEarlyStopping(state, patience=config.patience),
+        keras.callbacks.CSVLogger(run_dir / HISTORY_FILE, append=done > 0),
+        run_state,
         *callbacks,
     ]
     if config.verbose:
@@ -271,33 +464,40 @@ def train(
         run_callbacks.append(TimeBudget(config.time_budget_s))
 
     log.info("training %s (%d parameters) for up to %d epochs", model.name, fcn.count_params(model), config.epochs)
-    start = time.perf_counter()
-    model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=config.epochs,
-        steps_per_epoch=steps,
-        callbacks=run_callbacks,
-        shuffle=False,
-        verbose=0,
-    )
-    train_seconds = time.perf_counter() - start
-    if not checkpoint.exists():
-        model.save(checkpoint)
-    best = keras.models.load_model(checkpoint, compile=False)
+    if done < config.epochs:
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            initial_epoch=done,
+            epochs=config.epochs,
+            steps_per_epoch=steps,
+            callbacks=run_callbacks,
+            shuffle=False,
+            verbose=0,
+        )
+    final = run_state.state
+    best_file = run_dir / final["best"]["file"] if final.get("best") else None
+    best = keras.models.load_model(best_file, compile=False) if best_file else model
     with atomic_path(run_dir / MODEL_FILE) as tmp:
         best.save(tmp)
-    checkpoint.unlink()
 
     report = evaluate.evaluate(best, splits.test)
     report["training"] = {
+        "run": run_dir.name,
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()},
-        "seconds": round(train_seconds, 1),
+        "seconds": final.get("seconds", 0.0),
+        "epochs": final["epoch"],
+        "best_epoch": final["best"]["epoch"] if final.get("best") else None,
+        "best_val_digit_miou": final["best"]["val_digit_miou"] if final.get("best") else None,
         "images_seen": int(keras.ops.convert_to_numpy(model.optimizer.iterations)) * config.batch_size,
         "parameters": fcn.count_params(best),
         "source": splits.source,
     }
+    report["training"]["config"]["name"] = run_dir.name
     evaluate.save_report(report, run_dir / REPORT_FILE)
+    (run_dir / STATE_FILE).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
+    _remove_unrecorded(run_dir, None)
     return report
 
 

@@ -1,9 +1,11 @@
 """The data layer: the offline generator follows the M2NIST recipe, loaders validate and round-trip."""
 
+import contextlib
+import hashlib
 import http.server
 import io
+import socket
 import threading
-import time
 import zipfile
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from conftest import real_sample
 
 from m2nist_seg import data
+from m2nist_seg.data import splits as splits_module
 from m2nist_seg.errors import M2NISTError
 
 
@@ -67,11 +70,32 @@ def test_canvas_is_pixelwise_maximum_of_placed_digits(generated_5000):
 
 
 def test_pools_are_disjoint_and_balanced():
-    train, test = data.digit_pool("train"), data.digit_pool("test")
-    assert not set(train) & set(test)
+    pools = {name: data.digit_pool(name) for name in ("train", "val", "test")}
+    assert not set(pools["train"]) & set(pools["val"])
+    assert not set(pools["train"]) & set(pools["test"])
+    assert not set(pools["val"]) & set(pools["test"])
     _, classes = data.mnist_digits()
-    np.testing.assert_array_equal(np.bincount(classes[train]), [400] * 10)
-    np.testing.assert_array_equal(np.bincount(classes[test]), [100] * 10)
+    for name, per_class in (("train", 350), ("val", 50), ("test", 100)):
+        np.testing.assert_array_equal(np.bincount(classes[pools[name]], minlength=10), [per_class] * 10)
+
+
+def test_an_unknown_pool_is_refused():
+    with pytest.raises(M2NISTError, match="pool: found 'holdout'"):
+        data.digit_pool("holdout")
+
+
+def test_each_generated_split_draws_only_its_own_pool(tmp_path):
+    splits = data.load(n=600, seed=5, cache_dir=tmp_path)
+    digits, _ = data.mnist_digits()
+    for name in ("train", "val", "test"):
+        layout = getattr(splits.layouts, name)
+        used = layout.digit[layout.digit >= 0]
+        assert np.isin(used, data.digit_pool(name)).all(), name
+        others = [pool for pool in ("train", "val", "test") if pool != name]
+        assert not np.isin(used, np.concatenate([data.digit_pool(p) for p in others])).any(), name
+    val_bytes = {digits[i].tobytes() for i in np.unique(splits.layouts.val.digit[splits.layouts.val.digit >= 0])}
+    train_layout = splits.layouts.train
+    assert not any(digits[i].tobytes() in val_bytes for i in np.unique(train_layout.digit[train_layout.digit >= 0]))
 
 
 def test_no_test_pool_digit_in_a_training_image(generated_5000):
@@ -241,7 +265,7 @@ BAD_ARRAYS = {
     "rank": r"images have shape \(64, 84\)",
     "size": r"images have shape \(4, 64, 80\)",
     "mask_size": r"masks have shape \(4, 64, 84, 10\)",
-    "too_bright": r"values in \[0.0, 256.0\], expected 0–255",
+    "too_bright": r"images: found values in \[0.0, 256.0\], expected pixel values 0–255",
     "negative": r"values in \[-1.0, 255.0\]",
     "nan": "NaN",
     "mask_value": "masks contain the value 2",
@@ -310,17 +334,21 @@ def test_errors_are_value_errors():
 
 
 @pytest.fixture
-def zip_server(tmp_path):
-    """Serve one in-memory zip on 127.0.0.1; yields (url, payload setter, request counter)."""
-    state = {"payload": b"", "requests": 0}
+def zip_server():
+    """Serve one in-memory payload on 127.0.0.1; yields (url, state). ``state["truncate"]`` sends only the first
+    half of the payload under a Content-Length of the whole, then closes the connection."""
+    state = {"payload": b"", "requests": 0, "truncate": False}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             state["requests"] += 1
+            payload = state["payload"]
             self.send_response(200)
-            self.send_header("Content-Length", str(len(state["payload"])))
+            self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(state["payload"])
+            self.wfile.write(payload[: len(payload) // 2] if state["truncate"] else payload)
+            if state["truncate"]:
+                self.close_connection = True
 
         def log_message(self, *args):
             pass
@@ -343,12 +371,18 @@ def make_zip(images, masks) -> bytes:
     return buffer.getvalue()
 
 
+def assert_cache_empty(cache_dir: Path) -> None:
+    assert not [p for p in cache_dir.rglob("*") if p.is_file()], "nothing may be left in the cache"
+
+
 def test_download_fetches_extracts_and_caches(tmp_path, zip_server):
     url, state = zip_server
     images, masks = data.generate(12, seed=4)
     state["payload"] = make_zip(images.astype(np.int64), masks.astype(np.int64))
     for _ in range(2):
-        got_images, got_masks = data.download(cache_dir=tmp_path, url=url)
+        got_images, got_masks = data.download(
+            cache_dir=tmp_path, url=url, sha256=hashlib.sha256(state["payload"]).hexdigest()
+        )
         np.testing.assert_array_equal(got_images, images)
         np.testing.assert_array_equal(got_masks, masks)
     assert state["requests"] == 1, "the second call must come from the cache"
@@ -370,6 +404,7 @@ def test_download_of_a_zip_without_the_files(tmp_path, zip_server):
     state["payload"] = buffer.getvalue()
     with pytest.raises(M2NISTError, match=r"zip lacks \['combined.npy', 'segmented.npy'\]"):
         data.download(cache_dir=tmp_path, url=url)
+    assert_cache_empty(tmp_path)
 
 
 def test_download_of_a_non_zip(tmp_path, zip_server):
@@ -377,31 +412,84 @@ def test_download_of_a_non_zip(tmp_path, zip_server):
     state["payload"] = b"<html>not found</html>"
     with pytest.raises(M2NISTError, match="not a valid zip file"):
         data.download(cache_dir=tmp_path, url=url)
+    assert_cache_empty(tmp_path)
 
 
-def test_download_offline_fails_fast_with_advice(tmp_path):
-    with socket_closed_port() as port:
-        start = time.perf_counter()
-        with pytest.raises(M2NISTError) as err:
-            data.download(cache_dir=tmp_path, url=f"http://127.0.0.1:{port}/m2nist.zip", timeout=2)
-    assert time.perf_counter() - start < 10
+def test_truncated_download_is_an_error_and_leaves_nothing(tmp_path, zip_server):
+    url, state = zip_server
+    state["payload"], state["truncate"] = make_zip(*data.generate(12, seed=4)), True
+    with pytest.raises(M2NISTError, match="download of http://127.0.0.1"):
+        data.download(cache_dir=tmp_path, url=url)
+    assert_cache_empty(tmp_path)
+
+
+def test_download_with_the_wrong_digest_is_an_error_and_leaves_nothing(tmp_path, zip_server):
+    url, state = zip_server
+    expected = hashlib.sha256(make_zip(*data.generate(12, seed=4))).hexdigest()
+    state["payload"] = make_zip(*data.generate(12, seed=5))
+    with pytest.raises(M2NISTError, match=f"expected {expected}"):
+        data.download(cache_dir=tmp_path, url=url, sha256=expected)
+    assert_cache_empty(tmp_path)
+
+
+def test_a_cached_zip_with_the_wrong_digest_is_fetched_again(tmp_path, zip_server):
+    url, state = zip_server
+    state["payload"] = make_zip(*data.generate(12, seed=4))
+    data.download(cache_dir=tmp_path, url=url)
+    state["payload"] = make_zip(*data.generate(12, seed=5))
+    images, _ = data.download(cache_dir=tmp_path, url=url, sha256=hashlib.sha256(state["payload"]).hexdigest())
+    np.testing.assert_array_equal(images, data.generate(12, seed=5)[0])
+    assert state["requests"] == 2
+
+
+def test_download_offline_fails_with_advice(tmp_path):
+    with closed_port() as port, pytest.raises(M2NISTError) as err:
+        data.download(cache_dir=tmp_path, url=f"http://127.0.0.1:{port}/m2nist.zip", timeout=2)
     message = str(err.value)
     assert "source='kaggle'" in message and "source='generated'" in message
-    assert not list(tmp_path.glob("*.zip")), "no partial download may be left behind"
+    assert_cache_empty(tmp_path)
 
 
-class socket_closed_port:
+def test_a_server_that_never_answers_is_cut_off_by_the_timeout(tmp_path):
+    """The server accepts the connection (the kernel completes it) and never sends a byte. ``download`` must
+    give up by its own socket timeout; the thread's join is only a guard so that a hang fails the test."""
+    outcome = {}
+
+    def fetch(port):
+        try:
+            data.download(cache_dir=tmp_path, url=f"http://127.0.0.1:{port}/m2nist.zip", timeout=1)
+        except M2NISTError as err:
+            outcome["error"] = str(err)
+
+    with silent_server() as port:
+        worker = threading.Thread(target=fetch, args=(port,), daemon=True)
+        worker.start()
+        worker.join(60)
+        assert not worker.is_alive(), "download hung past its timeout"
+    assert "timed out" in outcome["error"]
+    assert_cache_empty(tmp_path)
+
+
+def test_download_timeout_must_be_positive(tmp_path):
+    with pytest.raises(M2NISTError, match="timeout: found -1"):
+        data.download(cache_dir=tmp_path, timeout=-1)
+
+
+@contextlib.contextmanager
+def closed_port():
     """A loopback port that nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
-    def __enter__(self):
-        import socket
 
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        return self.sock.getsockname()[1]
-
-    def __exit__(self, *exc):
-        self.sock.close()
+@contextlib.contextmanager
+def silent_server():
+    """A loopback port that accepts connections and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield sock.getsockname()[1]
 
 
 # --- load(): seeded splits and an atomic cache -------------------------------------------------------------------
@@ -417,28 +505,35 @@ def test_generated_splits_sizes_and_seed(tmp_path):
     assert not np.array_equal(a.train.images, c.train.images)
 
 
-def test_generated_test_split_uses_the_test_pool(tmp_path):
-    splits = data.load(n=100, seed=0, cache_dir=tmp_path)
-    expected, _ = data.render(data.generated_test_layout(n=100, seed=0))
-    np.testing.assert_array_equal(splits.test.images, expected)
-
-
-def test_generated_val_layout_draws_the_validation_split(tmp_path):
+def test_load_returns_the_layouts_that_drew_each_split(tmp_path):
     splits = data.load(n=100, seed=2, val_fraction=0.2, test_fraction=0.3, cache_dir=tmp_path)
-    images, labels = data.render(data.generated_val_layout(n=100, seed=2, val_fraction=0.2, test_fraction=0.3))
-    np.testing.assert_array_equal(splits.val.images, images)
-    np.testing.assert_array_equal(splits.val.labels, labels)
+    for name in ("train", "val", "test"):
+        images, labels = data.render(getattr(splits.layouts, name))
+        np.testing.assert_array_equal(getattr(splits, name).images, images)
+        np.testing.assert_array_equal(getattr(splits, name).labels, labels)
+    assert splits.layouts.val.digit.shape == (20, 3) and splits.layouts.test.digit.shape == (30, 3)
+
+
+def test_kaggle_splits_have_no_layouts(tmp_path):
+    images, masks = data.generate(20, seed=0)
+    np.save(tmp_path / data.IMAGES_FILE, images)
+    np.save(tmp_path / data.MASKS_FILE, masks)
+    assert data.load("kaggle", directory=tmp_path).layouts is None
 
 
 def test_cache_is_written_atomically_and_reused(tmp_path, monkeypatch):
     data.load(n=100, seed=0, cache_dir=tmp_path)
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["generated-v1-test-n20-seed1.npz", "generated-v1-train-n80-seed0.npz"]
+    assert files == [
+        "generated-v2-test-n20-seed1.npz",
+        "generated-v2-train-n70-seed0.npz",
+        "generated-v2-val-n10-seed2.npz",
+    ]
 
     def no_generation(*args, **kwargs):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(data, "generate_labels", no_generation)
+    monkeypatch.setattr(splits_module, "render", no_generation)
     data.load(n=100, seed=0, cache_dir=tmp_path)
 
 
