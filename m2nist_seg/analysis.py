@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from m2nist_seg import data
+from m2nist_seg.errors import M2NISTError
 
 CAUSES = ("misread digit", "overlap", "boundary", "wrong digit", "missed ink", "spurious digit")
 MISREAD_SHARE = 0.5
@@ -106,7 +107,7 @@ def error_causes(truth: np.ndarray, predicted: np.ndarray, layout: data.Layout |
     """
     truth, predicted = np.asarray(truth), np.asarray(predicted)
     if truth.shape != predicted.shape:
-        raise ValueError(f"truth/predicted: found shapes {truth.shape} and {predicted.shape}, expected equal shapes")
+        raise M2NISTError(f"truth/predicted: found shapes {truth.shape} and {predicted.shape}, expected equal shapes")
     wrong = truth != predicted
     true_digit, pred_digit = truth != data.BACKGROUND, predicted != data.BACKGROUND
     nowhere = np.zeros_like(wrong)

@@ -15,18 +15,86 @@ from m2nist_seg.errors import M2NISTError
 from m2nist_seg.settings import SHIPPED_MODEL
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the option, then exit status 2 (no usage dump)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"found {text!r}, expected a positive whole number")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"found {text!r}, expected a whole number ≥ 0")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"found {text!r}, expected a positive number")
+    return value
+
+
+def rate(text: str) -> float:
+    """An argparse type: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"found {text!r}, expected a rate in [0, 1)")
+    return value
+
+
+def _refuse_overwrite(path: Path, option: str, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise M2NISTError(f"{option}: {path} already exists, expected a new path (or pass --overwrite to replace it)")
+
+
+def _make_folder(path: Path, option: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise M2NISTError(
+            f"{option}: cannot create the folder {path} ({err.strerror}), expected a writable path"
+        ) from None
+
+
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
 
 
 def cmd_generate(args) -> None:
-    images, masks = data.generate(args.n, seed=args.seed, pool=args.pool)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _save_npy(out / data.IMAGES_FILE, images)
-    _save_npy(out / data.MASKS_FILE, masks)
-    print(f"wrote {len(images)} images to {out / data.IMAGES_FILE} and their masks to {out / data.MASKS_FILE}")
+    targets = [out / data.IMAGES_FILE, out / data.MASKS_FILE]
+    for target in targets:
+        _refuse_overwrite(target, "--out", args.overwrite)
+    _make_folder(out, "--out")
+    images, masks = data.generate(args.n, seed=args.seed, pool=args.pool)
+    _save_npy(targets[0], images)
+    _save_npy(targets[1], masks)
+    print(f"wrote {len(images)} images to {targets[0]} and their masks to {targets[1]}")
 
 
 def _train_config(args):
@@ -47,6 +115,7 @@ def _train_config(args):
         output_dir=args.output_dir,
         time_budget_s=None if args.time_budget is None else 60 * args.time_budget,
         deterministic=args.deterministic,
+        overwrite=args.overwrite,
         distort_digits=args.distort_digits,
         elastic_epochs=args.elastic_epochs,
         dropout=args.dropout,
@@ -76,17 +145,21 @@ def cmd_train(args) -> None:
     from m2nist_seg import evaluate, train
 
     config = _train_config(args)
+    _make_folder(Path(config.output_dir), "--output-dir")
     report = train.train(config)
+    run_dir = Path(config.output_dir) / report["training"]["run"]
     print(evaluate.format_report(report))
-    model = evaluate.load_model(config.run_dir / train.MODEL_FILE)
+    model = evaluate.load_model(run_dir / train.MODEL_FILE)
     split = data.load(config.source, directory=config.data_dir, n=config.n_images, seed=config.seed).test
-    _write_run_figures(report, config.run_dir, model, split)
-    print(f"model, history and report in {config.run_dir}")
+    _write_run_figures(report, run_dir, model, split)
+    print(f"model, history and report in {run_dir}")
 
 
 def cmd_evaluate(args) -> None:
     from m2nist_seg import evaluate
 
+    if args.out:
+        _refuse_overwrite(Path(args.out), "--out", args.overwrite)
     model = evaluate.load_model(args.model)
     splits = data.load(args.source, directory=args.data_dir, seed=args.seed)
     report = evaluate.evaluate(model, getattr(splits, args.split))
@@ -97,7 +170,7 @@ def cmd_evaluate(args) -> None:
 
 def _read_input(path: Path) -> np.ndarray:
     if path.suffix == ".npy":
-        images = data.read_npy(path)
+        images = data.to_uint8_images(data.read_npy(path), name=str(path))
         return images[None] if images.ndim == 2 else images
     if path.suffix == ".png":
         if not path.is_file():
@@ -115,6 +188,7 @@ def _read_input(path: Path) -> np.ndarray:
 def cmd_predict(args) -> None:
     from m2nist_seg import evaluate, plots
 
+    _refuse_overwrite(Path(args.out), "--out", args.overwrite)
     images = _read_input(Path(args.input))
     model = evaluate.load_model(args.model)
     labels = evaluate.predict(model, images, ink_gated=args.ink_gated)
@@ -155,39 +229,50 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
     default = TrainConfig()
     option = parser.add_argument
-    option("--epochs", type=int, default=default.epochs, help="maximum epochs (default: %(default)s)")
+    option("--epochs", type=positive_int, default=default.epochs, help="maximum epochs (default: %(default)s)")
     option("--variant", choices=VARIANTS, default=default.variant, help="decoder (default: %(default)s)")
     option("--loss", choices=LOSSES, default=default.loss, help="loss (default: %(default)s)")
-    option("--batch-size", type=int, default=default.batch_size, help="images per step (default: %(default)s)")
-    option("--learning-rate", type=float, default=default.learning_rate, help="peak Adam rate (default: %(default)s)")
-    option("--patience", type=int, default=default.patience, help="early-stopping epochs (default: %(default)s)")
-    option("--seed", type=int, default=default.seed, help="random seed (default: %(default)s)")
-    option("--n-images", type=int, default=default.n_images, help="generated images in all (default: %(default)s)")
+    option("--batch-size", type=positive_int, default=default.batch_size, help="images per step (default: %(default)s)")
+    option(
+        "--learning-rate",
+        type=positive_float,
+        default=default.learning_rate,
+        help="peak Adam rate (default: %(default)s)",
+    )
+    option(
+        "--patience", type=positive_int, default=default.patience, help="early-stopping epochs (default: %(default)s)"
+    )
+    option("--seed", type=non_negative_int, default=default.seed, help="random seed (default: %(default)s)")
+    option(
+        "--n-images", type=positive_int, default=default.n_images, help="generated images in all (default: %(default)s)"
+    )
     option("--name", default=default.name, help="run name: output goes to OUTPUT_DIR/NAME (default: %(default)s)")
-    option("--output-dir", default="runs", help="folder for runs (default: %(default)s)")
+    option("--output-dir", default="runs", help="folder for runs, under the current folder (default: %(default)s)")
+    option("--overwrite", action="store_true", help="replace a finished run of the same name (default: keep it)")
     option("--source", choices=data.SOURCES, default=default.source, help="data source (default: %(default)s)")
     option("--data-dir", help="folder with Kaggle's combined.npy and segmented.npy (--source kaggle)")
-    option("--time-budget", type=float, help="stop training after this many minutes")
+    option("--time-budget", type=positive_float, help="stop training after this many minutes")
     option("--deterministic", action="store_true", help="enable TensorFlow op determinism")
-    option("--dropout", type=float, default=default.dropout, help="spatial dropout after blocks 4 and 5 (default: 0)")
+    option("--dropout", type=rate, default=default.dropout, help="spatial dropout after blocks 4 and 5 (default: 0)")
     option("--distort-digits", action="store_true", help="randomly rotate, scale and shear every training digit")
     option(
         "--elastic-epochs",
-        type=int,
+        type=non_negative_int,
         default=default.elastic_epochs,
         help="also warp the digits elastically in this many first epochs; needs --distort-digits (default: 0)",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m m2nist_seg", description=__doc__.split(":")[0])
+    parser = OneLineParser(prog="python -m m2nist_seg", description=__doc__.split(":")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     gen = commands.add_parser("generate", help="write generated M2NIST in Kaggle's layout")
-    gen.add_argument("--n", type=int, default=5000, help="number of images (default: %(default)s)")
-    gen.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    gen.add_argument("--pool", choices=("train", "test"), default="train", help="digit pool (default: %(default)s)")
+    gen.add_argument("--n", type=positive_int, default=5000, help="number of images (default: %(default)s)")
+    gen.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
+    gen.add_argument("--pool", choices=data.POOLS, default="train", help="digit pool (default: %(default)s)")
     gen.add_argument("--out", default="data/generated", help="output folder (default: %(default)s)")
+    gen.add_argument("--overwrite", action="store_true", help="replace the files of an earlier generate in --out")
     gen.set_defaults(func=cmd_generate)
 
     tr = commands.add_parser("train", help="train a model and evaluate its best checkpoint")
@@ -199,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--source", choices=data.SOURCES, default="generated", help="data source (default: %(default)s)")
     ev.add_argument("--data-dir", help="folder with Kaggle's files (--source kaggle)")
     ev.add_argument("--split", choices=("train", "val", "test"), default="test", help="split (default: %(default)s)")
-    ev.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    ev.add_argument("--seed", type=non_negative_int, default=0, help="split seed (default: %(default)s)")
     ev.add_argument("--out", help="write the report as JSON here")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ev.set_defaults(func=cmd_evaluate)
 
     pr = commands.add_parser("predict", help="predict masks for an .npy or .png input and draw them")
@@ -208,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", default=str(SHIPPED_MODEL), help="a .keras model (default: the shipped one)")
     pr.add_argument("--out", default="prediction.png", help="output PNG (default: %(default)s)")
     pr.add_argument("--ink-gated", action="store_true", help="label ink-free pixels background")
+    pr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     pr.set_defaults(func=cmd_predict)
 
     run = commands.add_parser("run", help="the main job: train and evaluate with the defaults, print the report")
@@ -234,5 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except M2NISTError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: {err.filename or 'a file'}: {err.strerror or err}", file=sys.stderr)
         return 2
     return 0

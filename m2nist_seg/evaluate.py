@@ -31,14 +31,23 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     path = Path(path)
     if not path.is_file() or path.suffix != ".keras":
         raise M2NISTError(f"{path}: model not found, expected an existing .keras file")
-    return keras.models.load_model(path)
+    try:
+        return keras.models.load_model(path)
+    except Exception as err:  # Keras raises ValueError, OSError, KeyError or zipfile errors by the damage
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise M2NISTError(
+            f"{path}: not a readable Keras model ({reason}); expected a complete .keras file saved by this package "
+            "(is it truncated or corrupt?)"
+        ) from None
 
 
 def _check_images(images) -> np.ndarray:
     if not isinstance(images, np.ndarray):
         raise M2NISTError(f"images: found {type(images).__name__}, expected a numpy array")
+    if np.issubdtype(images.dtype, np.integer) and images.dtype != np.uint8:
+        images = data.to_uint8_images(images)  # Kaggle's files hold int64 pixels
     if not (images.dtype == np.uint8 or np.issubdtype(images.dtype, np.floating)):
-        raise M2NISTError(f"images: found dtype {images.dtype}, expected uint8 or float values 0–255")
+        raise M2NISTError(f"images: found dtype {images.dtype}, expected integer or float values 0–255")
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.ndim != 3 or images.shape[1:] != data.IMAGE_SHAPE:

@@ -21,6 +21,7 @@ import numpy as np
 from keras import ops
 
 from m2nist_seg.data import NUM_CLASSES, NUM_DIGITS
+from m2nist_seg.errors import M2NISTError
 
 EPSILON = 1e-6
 
@@ -34,7 +35,7 @@ def class_weights(labels: np.ndarray, num_classes: int = NUM_CLASSES, power: flo
     """
     counts = np.bincount(np.asarray(labels).ravel(), minlength=num_classes).astype(np.float64)
     if counts.sum() == 0:
-        raise ValueError("labels: found no pixels, expected training label maps")
+        raise M2NISTError("labels: found no pixels, expected training label maps")
     share = counts / counts.sum()
     with np.errstate(divide="ignore"):
         weights = np.where(share > 0, share ** (-power), 0.0)

@@ -22,12 +22,16 @@ import pandas as pd
 import tensorflow as tf
 
 from m2nist_seg.data import CLASS_NAMES, NUM_CLASSES, NUM_DIGITS
+from m2nist_seg.errors import M2NISTError
 
 
-def _labels(array, name: str) -> np.ndarray:
+def _labels(array, name: str, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """``array`` as integer label maps with values 0 … num_classes − 1, else an error naming ``name``."""
     array = np.asarray(array)
     if not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{name}: found dtype {array.dtype}, expected integer label maps")
+        raise M2NISTError(f"{name}: found dtype {array.dtype}, expected integer label maps")
+    if array.size and (array.min() < 0 or array.max() >= num_classes):
+        raise M2NISTError(f"{name}: found values in [{array.min()}, {array.max()}], expected 0–{num_classes - 1}")
     return array
 
 
@@ -36,19 +40,16 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 
 
     ``y_true`` and ``y_pred`` are integer label maps of any (equal) shape.
     """
-    y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    y_true, y_pred = _labels(y_true, "y_true", num_classes), _labels(y_pred, "y_pred", num_classes)
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true/y_pred: found shapes {y_true.shape} and {y_pred.shape}, expected equal shapes")
-    for name, array in (("y_true", y_true), ("y_pred", y_pred)):
-        if array.size and (array.min() < 0 or array.max() >= num_classes):
-            raise ValueError(f"{name}: found values in [{array.min()}, {array.max()}], expected 0–{num_classes - 1}")
+        raise M2NISTError(f"y_true/y_pred: found shapes {y_true.shape} and {y_pred.shape}, expected equal shapes")
     index = y_true.ravel().astype(np.intp) * num_classes + y_pred.ravel()
     return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,9 @@ def per_image_scores(
     ``y_true`` and ``y_pred`` are label maps (N, H, W). Digits absent from an image's truth and prediction
     are skipped; an image with no digit at all scores NaN.
     """
-    y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    y_true, y_pred = _labels(y_true, "y_true", num_classes), _labels(y_pred, "y_pred", num_classes)
     if y_true.shape != y_pred.shape or y_true.ndim < 2:
-        raise ValueError(f"y_true/y_pred: found shapes {y_true.shape} and {y_pred.shape}, expected equal (N, H, W)")
+        raise M2NISTError(f"y_true/y_pred: found shapes {y_true.shape} and {y_pred.shape}, expected equal (N, H, W)")
     n = len(y_true)
     cells = num_classes * num_classes
     image = np.repeat(np.arange(n, dtype=np.intp), y_true[0].size)
@@ -166,7 +167,7 @@ class MeanDigitIoU(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:
-            raise ValueError("sample_weight: MeanDigitIoU counts pixels and takes no sample weights")
+            raise M2NISTError("sample_weight: MeanDigitIoU counts pixels and takes no sample weights")
         y_true = tf.reshape(tf.cast(y_true, tf.int64), [-1])
         y_pred = tf.reshape(tf.argmax(y_pred, axis=-1), [-1])
         counts = tf.math.bincount(

@@ -35,6 +35,7 @@ import pandas as pd
 from keras import layers
 
 from m2nist_seg.data import HEIGHT, NUM_CLASSES, WIDTH
+from m2nist_seg.errors import M2NISTError
 
 Variant = Literal["fcn8", "fcn16", "fcn32"]
 VARIANTS: tuple[str, ...] = ("fcn8", "fcn16", "fcn32")
@@ -100,7 +101,7 @@ def feature_shapes(
 
 def _check_variant(variant: str) -> None:
     if variant not in VARIANTS:
-        raise ValueError(f"variant: found {variant!r}, expected one of {', '.join(map(repr, VARIANTS))}")
+        raise M2NISTError(f"variant: found {variant!r}, expected one of {', '.join(map(repr, VARIANTS))}")
 
 
 def _conv_bn_relu(x, block: int, conv: int, width: int, strides: int, batch_norm: bool):
@@ -190,13 +191,13 @@ def build_fcn(
     """
     _check_variant(variant)
     if len(widths) != 5 or len(convs_per_block) != 5:
-        raise ValueError(
+        raise M2NISTError(
             f"widths/convs_per_block: found {len(widths)} and {len(convs_per_block)} entries, expected 5 each"
         )
     if not 0 <= dropout < 1:
-        raise ValueError(f"dropout: found {dropout!r}, expected a rate in [0, 1)")
+        raise M2NISTError(f"dropout: found {dropout!r}, expected a rate in [0, 1)")
     if output_activation not in ("softmax", "sigmoid"):
-        raise ValueError(f"output_activation: found {output_activation!r}, expected 'softmax' or 'sigmoid'")
+        raise M2NISTError(f"output_activation: found {output_activation!r}, expected 'softmax' or 'sigmoid'")
     height, width = input_shape
     inputs = keras.Input(shape=(height, width, 1), name="image")
     pools = encoder(inputs, widths, convs_per_block, dropout, batch_norm)
@@ -225,7 +226,7 @@ def fold_batch_norm(model: keras.Model, into: keras.Model | None = None) -> kera
         convs = [layer for layer in model.layers if layer.name.startswith("encoder_block") and "_conv" in layer.name]
         blocks = [[conv for conv in convs if conv.name.startswith(f"encoder_block{block}_")] for block in range(1, 6)]
         if model.name not in VARIANTS or not all(blocks) or "decoder_score_pool5" not in [c.name for c in model.layers]:
-            raise ValueError(f"model {model.name!r}: expected a model built by build_fcn")
+            raise M2NISTError(f"model {model.name!r}: expected a model built by build_fcn")
         into = build_fcn(
             model.name,
             num_classes=model.output_shape[-1],
@@ -238,7 +239,7 @@ def fold_batch_norm(model: keras.Model, into: keras.Model | None = None) -> kera
         )
         unfolded = {layer.name for layer in model.layers if not isinstance(layer, layers.BatchNormalization)}
         if unfolded != {layer.name for layer in into.layers}:
-            raise ValueError(f"model {model.name!r}: its layers differ from those build_fcn builds")
+            raise M2NISTError(f"model {model.name!r}: its layers differ from those build_fcn builds")
     _copy_folded_weights(model, into)
     return into
 

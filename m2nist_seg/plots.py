@@ -23,6 +23,7 @@ from matplotlib.text import Text
 
 from m2nist_seg import data, experiments, metrics, settings
 from m2nist_seg.atomic import atomic_path
+from m2nist_seg.errors import M2NISTError
 from m2nist_seg.model import Stage
 
 BACKGROUND_COLOUR = (0.08, 0.08, 0.10)
@@ -158,7 +159,7 @@ def plot_confusion(
     under 0.005 are left blank.
     """
     if normalise not in _CONFUSION_VIEWS:
-        raise ValueError(f"normalise: found {normalise!r}, expected 'true' or 'pred'")
+        raise M2NISTError(f"normalise: found {normalise!r}, expected 'true' or 'pred'")
     fig, ax = plt.subplots(figsize=(7.5, 6.2))
     _confusion_heatmap(ax, matrix, normalise, cbar=True)
     ax.set_title(title or f"Confusion matrix\n{_CONFUSION_VIEWS[normalise]}", fontsize=11)

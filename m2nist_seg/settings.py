@@ -4,7 +4,9 @@
   minutes; without it the notebooks run at full settings.
 - ``M2NIST_STRICT=1`` makes a failed exercise check raise ``AssertionError`` instead of printing a hint
   (CI runs the teacher's edition this way, so that every solution is known to pass).
-- ``M2NIST_RUNS`` moves the folder that the notebooks train into (default: ``runs/`` in the project).
+- ``M2NIST_RUNS`` moves the folder that the notebooks train into (default: ``runs/`` in the project when
+  working from a checkout, else ``runs/`` in the current folder: an installed package never writes into
+  site-packages).
 - ``M2NIST_SAVE_FIGURES=1`` lets the notebooks write the README's figures into the tracked ``figures/``
   folder; without it a learner's run leaves the git tree untouched.
 """
@@ -21,10 +23,14 @@ QUICK_VARIABLE = "M2NIST_QUICK"
 STRICT_VARIABLE = "M2NIST_STRICT"
 SAVE_FIGURES_VARIABLE = "M2NIST_SAVE_FIGURES"
 _TRUE = {"1", "true", "yes", "on"}
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_MODEL = PROJECT_ROOT / "models" / "fcn8_m2nist.keras"
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "notebooks").is_dir()
+# The shipped model lives in the checkout's models/; an installed package carries it as package data.
+MODELS_DIR = PROJECT_ROOT / "models" if IN_CHECKOUT else PACKAGE_DIR / "pretrained"
+SHIPPED_MODEL = MODELS_DIR / "fcn8_m2nist.keras"
 FIGURES_DIR = PROJECT_ROOT / "figures"
-RUNS_DIR = Path(os.environ.get("M2NIST_RUNS", PROJECT_ROOT / "runs"))
+RUNS_DIR = Path(os.environ.get("M2NIST_RUNS", PROJECT_ROOT / "runs" if IN_CHECKOUT else Path.cwd() / "runs"))
 
 
 def _flag(variable: str) -> bool:

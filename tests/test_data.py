@@ -626,3 +626,23 @@ def test_real_sample_statistics():
     images, masks = real_sample("10_float32")
     stats = data.statistics(data.masks_to_labels(masks))
     assert 0.94 <= stats.pixel_share[10] <= 0.95
+
+
+def test_overlapping_digits_the_brighter_ink_owns_a_shared_pixel_and_ties_go_to_the_earlier_slot():
+    digits, classes = data.mnist_digits()
+    first = int(np.flatnonzero(classes == 0)[0])
+    second = int(np.flatnonzero(classes == 1)[0])
+    layout = data.Layout(digit=np.array([[first, second, -1]]), row=np.array([[5, 6, 0]]), col=np.array([[10, 14, 56]]))
+    images, labels = data.render(layout)
+
+    a = np.zeros((64, 84), dtype=int)
+    b = np.zeros((64, 84), dtype=int)
+    a[5:33, 10:38] = digits[first]
+    b[6:34, 14:42] = digits[second]
+    shared = (a > 0) & (b > 0)
+    assert shared.sum() > 10 and (shared & (a == b)).any(), "the digits must overlap, with a tie somewhere"
+    np.testing.assert_array_equal(images[0], np.maximum(a, b))
+    assert (labels[0][shared & (b > a)] == 1).all()
+    assert (labels[0][shared & (a >= b)] == 0).all(), "a tie goes to the earlier slot"
+    assert (labels[0][(a > 0) & (b == 0)] == 0).all() and (labels[0][(b > 0) & (a == 0)] == 1).all()
+    assert (labels[0][(a == 0) & (b == 0)] == data.BACKGROUND).all()

@@ -53,9 +53,16 @@ def test_predict_follows_weights_changed_after_a_first_call(test_split):
 
 
 @pytest.mark.parametrize(
-    "shape_dtype", [((3, 64, 84), np.uint8), ((3, 64, 84, 1), np.float32), ((3, 64, 84), np.float64)]
+    "shape_dtype",
+    [
+        ((3, 64, 84), np.uint8),
+        ((3, 64, 84), np.int64),
+        ((3, 64, 84), np.int32),
+        ((3, 64, 84, 1), np.float32),
+        ((3, 64, 84), np.float64),
+    ],
 )
-def test_predict_accepts_uint8_and_float(small_model, shape_dtype):
+def test_predict_accepts_integer_and_float_pixels(small_model, shape_dtype):
     shape, dtype = shape_dtype
     images = np.random.default_rng(0).integers(0, 256, shape).astype(dtype)
     assert evaluate.predict(small_model, images).shape == (3, 64, 84)
@@ -64,7 +71,8 @@ def test_predict_accepts_uint8_and_float(small_model, shape_dtype):
 @pytest.mark.parametrize(
     ("images", "message"),
     [
-        (np.zeros((2, 64, 84), dtype=np.int64), "dtype int64, expected uint8 or float"),
+        (np.full((2, 64, 84), 300, dtype=np.int64), r"values in \[300, 300\], expected pixel values 0–255"),
+        (np.zeros((2, 64, 84), dtype=np.complex64), "dtype complex64, expected integer or float"),
         (np.zeros((2, 64, 80), dtype=np.uint8), r"shape \(2, 64, 80\), expected \(N, 64, 84\)"),
         (np.zeros((64, 84), dtype=np.uint8), r"shape \(64, 84\)"),
         (np.zeros((2, 64, 84, 3), dtype=np.float32), r"shape \(2, 64, 84, 3\)"),

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from m2nist_seg import data, losses, metrics
+from m2nist_seg.errors import M2NISTError
 
 BG = data.BACKGROUND
 
@@ -261,3 +262,25 @@ def test_losses_serialise(loss):
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert type(restored) is type(loss)
     assert restored.get_config() == loss.get_config()
+
+
+def test_scores_of_a_float_confusion_matrix_with_entries_below_one():
+    """Soft (probability-weighted) confusion matrices hold fractions of a pixel; IoU is still tp / union."""
+    matrix = np.zeros((11, 11))
+    matrix[3, 3], matrix[3, 5], matrix[5, 3] = 0.2, 0.1, 0.1
+    matrix[10, 10] = 0.5
+    scores = metrics.scores_from_confusion(matrix)
+    assert scores.iou[3] == pytest.approx(0.2 / 0.4)
+    assert scores.dice[3] == pytest.approx(0.4 / 0.6)
+    assert scores.iou[5] == 0 and np.isnan(scores.iou[7])
+
+
+@pytest.mark.parametrize("bad", [11, -1])
+def test_per_image_scores_refuse_labels_out_of_range(bad):
+    truth = np.full((2, 4, 4), 10)
+    predicted = truth.copy()
+    predicted[1, 0, 0] = bad
+    with pytest.raises(
+        M2NISTError, match=rf"y_pred: found values in \[{min(bad, 10)}, {max(bad, 10)}\], expected 0–10"
+    ):
+        metrics.per_image_scores(truth, predicted)

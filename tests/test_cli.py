@@ -1,0 +1,180 @@
+"""The command line: every invalid value is one clear line naming the option or file, and a non-zero exit."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from m2nist_seg import cli, data
+from m2nist_seg import model as fcn
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of ``python -m m2nist_seg *argv``, run in this process."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, *phrases: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for phrase in phrases:
+        assert phrase in lines[0], (phrase, lines[0])
+
+
+TRAIN_OPTIONS = [
+    ("--epochs", "0", "a positive whole number"),
+    ("--epochs", "two", "a positive whole number"),
+    ("--batch-size", "-4", "a positive whole number"),
+    ("--learning-rate", "0", "a positive number"),
+    ("--learning-rate", "nan", "a positive number"),
+    ("--patience", "0", "a positive whole number"),
+    ("--n-images", "0", "a positive whole number"),
+    ("--seed", "-1", "a whole number ≥ 0"),
+    ("--time-budget", "-5", "a positive number"),
+    ("--time-budget", "inf", "a positive number"),
+    ("--dropout", "1.5", "a rate in [0, 1)"),
+    ("--elastic-epochs", "-2", "a whole number ≥ 0"),
+    ("--variant", "fcn4", "invalid choice"),
+    ("--loss", "focal", "invalid choice"),
+    ("--source", "web", "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("command", ["train", "run"])
+@pytest.mark.parametrize(("option", "value", "expected"), TRAIN_OPTIONS)
+def test_invalid_training_options(command, option, value, expected, capsys):
+    code, _, err = run_cli([command, option, value], capsys)
+    assert_one_line_error(code, err, f"argument {option}", expected)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["generate", "--n", "0"], ("argument --n", "a positive whole number")),
+        (["generate", "--n", "-3"], ("argument --n", "a positive whole number")),
+        (["generate", "--pool", "holdout"], ("argument --pool", "invalid choice")),
+        (["generate", "--seed", "x"], ("argument --seed", "a whole number ≥ 0")),
+        (["evaluate", "--split", "dev"], ("argument --split", "invalid choice")),
+        (["evaluate", "--seed", "-2"], ("argument --seed", "a whole number ≥ 0")),
+        (["evaluate", "--source", "kaggle"], ("directory: found None",)),
+        (["predict"], ("the following arguments are required: input",)),
+        (["classroom"], ("the following arguments are required: action",)),
+        (["fly"], ("argument command", "invalid choice")),
+    ],
+)
+def test_invalid_values_of_other_commands(argv, expected, capsys):
+    code, _, err = run_cli(argv, capsys)
+    assert_one_line_error(code, err, *expected)
+
+
+def test_generate_zero_images_writes_nothing(tmp_path, capsys):
+    code, _, err = run_cli(["generate", "--n", "0", "--out", str(tmp_path / "out")], capsys)
+    assert_one_line_error(code, err, "--n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_generate_into_a_folder_that_cannot_be_created(tmp_path, capsys):
+    (tmp_path / "file").write_text("in the way")
+    code, _, err = run_cli(["generate", "--n", "2", "--out", str(tmp_path / "file" / "sub")], capsys)
+    assert_one_line_error(code, err, "--out: cannot create the folder", "file/sub")
+
+
+def test_generate_keeps_earlier_files_unless_asked(tmp_path, capsys):
+    assert run_cli(["generate", "--n", "2", "--out", str(tmp_path)], capsys)[0] == 0
+    before = (tmp_path / data.IMAGES_FILE).read_bytes()
+    code, _, err = run_cli(["generate", "--n", "3", "--seed", "1", "--out", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, "--out", "already exists", "--overwrite")
+    assert (tmp_path / data.IMAGES_FILE).read_bytes() == before
+    assert run_cli(["generate", "--n", "3", "--seed", "1", "--out", str(tmp_path), "--overwrite"], capsys)[0] == 0
+    assert len(data.load_arrays(tmp_path)[0]) == 3
+
+
+@pytest.fixture(scope="module")
+def small_model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "small.keras"
+    fcn.build_fcn8(widths=(8, 8, 16, 16, 16), convs_per_block=(1, 1, 1, 1, 1), decoder_width=16).save(path)
+    return path
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float32, np.uint8])
+def test_predict_accepts_kaggles_own_file_types(tmp_path, small_model_file, dtype, capsys):
+    images, _ = data.generate_labels(2, seed=3)
+    np.save(tmp_path / "combined.npy", images.astype(dtype))
+    argv = ["predict", str(tmp_path / "combined.npy"), "--model", str(small_model_file)]
+    code, out, err = run_cli([*argv, "--out", str(tmp_path / "masks.png")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "masks.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_refuses_pixels_outside_0_255(tmp_path, small_model_file, capsys):
+    np.save(tmp_path / "bad.npy", np.full((1, 64, 84), 256, dtype=np.int64))
+    code, _, err = run_cli(["predict", str(tmp_path / "bad.npy"), "--model", str(small_model_file)], capsys)
+    assert_one_line_error(code, err, "bad.npy", "expected pixel values 0–255")
+
+
+def test_predict_keeps_an_existing_output_unless_asked(tmp_path, small_model_file, capsys):
+    images, _ = data.generate_labels(1, seed=3)
+    np.save(tmp_path / "x.npy", images)
+    (tmp_path / "mine.png").write_bytes(b"a learner's picture")
+    argv = ["predict", str(tmp_path / "x.npy"), "--model", str(small_model_file), "--out", str(tmp_path / "mine.png")]
+    code, _, err = run_cli(argv, capsys)
+    assert_one_line_error(code, err, "--out", "mine.png already exists")
+    assert (tmp_path / "mine.png").read_bytes() == b"a learner's picture"
+    assert run_cli([*argv, "--overwrite"], capsys)[0] == 0
+
+
+def corrupt_copies(model_file, folder):
+    """A truncated copy, a copy with its middle overwritten, and a file that is not a zip at all."""
+    raw = model_file.read_bytes()
+    broken = bytearray(raw)
+    broken[len(raw) // 3 : len(raw) // 3 + 4096] = bytes(4096)
+    cases = {"truncated": raw[: len(raw) // 2], "scrambled": bytes(broken), "text": b"not a model\n"}
+    for name, payload in cases.items():
+        (folder / f"{name}.keras").write_bytes(payload)
+    return [folder / f"{name}.keras" for name in cases]
+
+
+@pytest.mark.parametrize("case", [0, 1, 2], ids=["truncated", "scrambled", "text"])
+def test_corrupt_model_files_are_one_clear_line(tmp_path, small_model_file, case, capsys):
+    path = corrupt_copies(small_model_file, tmp_path)[case]
+    images, _ = data.generate_labels(1, seed=3)
+    np.save(tmp_path / "x.npy", images)
+    for argv in (
+        ["evaluate", "--model", str(path)],
+        ["predict", str(tmp_path / "x.npy"), "--model", str(path), "--out", str(tmp_path / "p.png")],
+    ):
+        code, _, err = run_cli(argv, capsys)
+        assert_one_line_error(code, err, path.name, "not a readable Keras model")
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_a_missing_data_folder_is_named(tmp_path, capsys):
+    code, _, err = run_cli(["evaluate", "--source", "kaggle", "--data-dir", str(tmp_path / "nowhere")], capsys)
+    assert_one_line_error(code, err, "nowhere: directory not found")
+
+
+def test_train_output_dir_that_cannot_be_created(tmp_path, capsys):
+    (tmp_path / "file").write_text("in the way")
+    code, _, err = run_cli(["train", "--output-dir", str(tmp_path / "file" / "runs"), "--epochs", "1"], capsys)
+    assert_one_line_error(code, err, "--output-dir: cannot create the folder")
+
+
+def test_the_real_entry_point_prints_no_traceback(tmp_path):
+    """Through ``python -m``, as a user runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "m2nist_seg", "train", "--time-budget", "-5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: argument --time-budget")
+    assert "Traceback" not in result.stderr
