@@ -43,12 +43,13 @@ def _run(
     keep_predictions: int = 0,
 ) -> dict:
     start = time.perf_counter()
-    train(config, build_model=build_model, compile_model=compile_model)
+    report = train(config, build_model=build_model, compile_model=compile_model)
     seconds = time.perf_counter() - start
-    best = evaluate.load_model(config.run_dir / MODEL_FILE)
+    run_dir = Path(config.output_dir) / report["training"]["run"]
+    best = evaluate.load_model(run_dir / MODEL_FILE)
     predicted = evaluate.predict(best, test.images)
     scores = metrics.iou_dice(test.labels, predicted)
-    history = pd.read_csv(config.run_dir / HISTORY_FILE)
+    history = pd.read_csv(run_dir / HISTORY_FILE)
     run = {
         "arm": arm,
         "seed": config.seed,
@@ -57,6 +58,7 @@ def _run(
             key: [round(float(v), 5) for v in history[key]]
             for key in ("loss", "digit_miou", "val_loss", "val_digit_miou")
         },
+        "best_val_digit_miou": round(float(history["val_digit_miou"].max()), 5),
         "test_mean_digit_iou": round(scores.mean_digit_iou, 5),
         "test_mean_digit_dice": round(scores.mean_digit_dice, 5),
         "test_iou": [None if np.isnan(v) else round(float(v), 5) for v in scores.iou],
