@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from m2nist_seg import evaluate, losses, metrics, settings, train
+from m2nist_seg import data, evaluate, losses, metrics, settings, train
 from m2nist_seg import model as fcn
 from m2nist_seg.atomic import atomic_path
 from m2nist_seg.data import HEIGHT, NUM_CLASSES, WIDTH
@@ -35,8 +35,8 @@ T = TypeVar("T")
 
 MY_MODEL_PATH = settings.RUNS_DIR / "exercises" / "my_fcn8.keras"
 _DEFAULT_RUN = train.TrainConfig()
-# The default run's length, a fixed horizon for the cosine decay: 8 epochs of the 3,500 training images in batches.
-DECAY_STEPS = _DEFAULT_RUN.epochs * (3500 // _DEFAULT_RUN.batch_size)
+# The default run's length, a fixed horizon for the cosine decay: its epochs of its training images in batches.
+DECAY_STEPS = _DEFAULT_RUN.epochs * (data.split_sizes(_DEFAULT_RUN.n_images)["train"] // _DEFAULT_RUN.batch_size)
 
 
 def describe_error(error: BaseException, limit: int = 120) -> str:

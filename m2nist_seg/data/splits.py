@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 Source = Literal["generated", "kaggle", "download"]
 SOURCES = ("generated", "kaggle", "download")
 SPLIT_NAMES = ("train", "val", "test")
+VAL_FRACTION, TEST_FRACTION = 0.1, 0.2
 
 
 class Split(NamedTuple):
@@ -88,7 +89,7 @@ def _split_indices(n: int, fractions: tuple[float, float], seed: int) -> tuple[n
     return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
 
 
-def split_sizes(n: int, val_fraction: float, test_fraction: float) -> dict[str, int]:
+def split_sizes(n: int, val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION) -> dict[str, int]:
     """Images per split for ``n`` images in all."""
     n_val, n_test = round(val_fraction * n), round(test_fraction * n)
     return {"train": n - n_val - n_test, "val": n_val, "test": n_test}
@@ -100,8 +101,8 @@ def load(
     directory: str | os.PathLike | None = None,
     n: int = 5000,
     seed: int = 0,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.2,
+    val_fraction: float = VAL_FRACTION,
+    test_fraction: float = TEST_FRACTION,
     cache_dir: str | os.PathLike | None = None,
     url: str = M2NIST_URL,
     sha256: str | None = M2NIST_SHA256,
