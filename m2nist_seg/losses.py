@@ -43,6 +43,16 @@ def class_weights(labels: np.ndarray, num_classes: int = NUM_CLASSES, power: flo
     return weights / (share * weights).sum()
 
 
+def batch_loss(value):
+    """One loss for the whole batch, as a one-element vector float32 (1,).
+
+    Keras divides a loss by the number of replicas of a ``tf.distribute`` strategy (each replica's gradients
+    are then summed) only when the loss is not a bare scalar; a batch-level loss such as Dice, returned as a
+    scalar, would count once per replica. As a vector of one value it is reduced (to itself) and scaled.
+    """
+    return ops.reshape(value, (1,))
+
+
 def _one_hot(y_true, num_classes: int):
     return ops.one_hot(ops.cast(y_true, "int32"), num_classes)
 
@@ -68,7 +78,7 @@ class SoftDiceLoss(keras.losses.Loss):
         total = ops.sum(truth, axis=axes) + ops.sum(probs, axis=axes)
         dice = (2.0 * overlap + EPSILON) / (total + EPSILON)
         present = ops.cast(ops.sum(truth, axis=axes) > 0, "float32")
-        return ops.sum((1.0 - dice) * present) / ops.maximum(ops.sum(present), 1.0)
+        return batch_loss(ops.sum((1.0 - dice) * present) / ops.maximum(ops.sum(present), 1.0))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
@@ -117,7 +127,7 @@ class CombinedLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         ce = ops.mean(self.ce.call(y_true, y_pred))
-        return self.ce_weight * ce + self.dice_weight * self.dice.call(y_true, y_pred)
+        return self.ce_weight * ce + self.dice_weight * self.dice.call(y_true, y_pred)  # shape (1,), as Dice
 
     def get_config(self):
         return {

@@ -16,7 +16,9 @@ split only; the test split is scored once, at the end.
 
 Distribution: ``train`` builds the model inside a ``tf.distribute`` strategy's scope. The default is the
 one-device strategy; pass ``tf.distribute.MirroredStrategy()`` for several GPUs, or
-``MultiWorkerMirroredStrategy()`` (configured by ``TF_CONFIG``) for several machines.
+``MultiWorkerMirroredStrategy()`` (configured by ``TF_CONFIG``) for several machines: then a custom training
+loop replaces ``fit`` and only the chief writes the run folder (see :mod:`m2nist_seg.distributed`, which also
+launches the workers).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from m2nist_seg import data, losses, metrics
+from m2nist_seg import data, distributed, losses, metrics
 from m2nist_seg import model as fcn
 from m2nist_seg.atomic import atomic_path
 from m2nist_seg.errors import M2NISTError
@@ -51,6 +53,8 @@ REPORT_FILE = "report.json"
 STATE_FILE = "state.json"
 BACKUP_DIR = "backup"
 FIGURES_DIR = "figures"
+# The temporary names atomic_path gives the run's own files while it writes them.
+TEMPORARY_FILES = (".model-*.keras", ".history-*.csv", ".report-*.json", ".state-*.json", "..best-epoch-*.keras")
 # Options that may change between an interrupted run and its resumption: where it runs and how it reports.
 RESUMABLE_CHANGES = frozenset({"name", "output_dir", "verbose", "overwrite", "time_budget_s"})
 
@@ -355,8 +359,8 @@ def _remove_unrecorded(run_dir: Path, state: dict | None) -> None:
     for path in [*run_dir.glob(f"{BACKUP_DIR}/*"), *run_dir.glob(".best-epoch-*.keras")]:
         if str(path.relative_to(run_dir)) not in keep:
             path.unlink(missing_ok=True)
-    for path in run_dir.glob(".*-*"):  # atomic_path's temporary files
-        if path.is_file() and str(path.relative_to(run_dir)) not in keep:
+    for pattern in TEMPORARY_FILES:  # left by atomic_path when a write was killed
+        for path in run_dir.glob(pattern):
             path.unlink(missing_ok=True)
 
 
@@ -396,8 +400,10 @@ def train(
     config = config or TrainConfig()
     config.validate()
     _check_output(config.run_dir)
-    run_dir = choose_run_dir(config)
-    if run_dir != config.run_dir:
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = distributed.is_chief(strategy)
+    run_dir = choose_run_dir(config) if chief else distributed.scratch_dir(config.name)
+    if chief and run_dir != config.run_dir:
         print(
             f"{config.run_dir.name} holds a finished run, kept as it is; this run goes to {run_dir.name} "
             "(overwrite=True, or --overwrite, replaces a run instead)",
@@ -409,6 +415,7 @@ def train(
         tf.config.experimental.enable_op_determinism()
 
     state = read_state(run_dir)
+    distributed.refuse_resume(strategy, run_dir, state)
     done = state["epoch"] if state else 0
     _remove_unrecorded(run_dir, state)
     _trim_history(run_dir / HISTORY_FILE, done)
@@ -424,7 +431,6 @@ def train(
         train_data = shuffled_training_data(config, splits.train, steps * config.batch_size, first_epoch=done)
     val_data = data.make_dataset(*splits.val, batch_size=128)
 
-    strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         if build_model is None:
             model = fcn.build_fcn(
@@ -464,7 +470,18 @@ def train(
         run_callbacks.append(TimeBudget(config.time_budget_s))
 
     log.info("training %s (%d parameters) for up to %d epochs", model.name, fcn.count_params(model), config.epochs)
-    if done < config.epochs:
+    if done < config.epochs and distributed.spans_workers(strategy):
+        distributed.fit_across_workers(
+            model,
+            strategy,
+            train_data,
+            val_data,
+            epochs=config.epochs,
+            steps_per_epoch=steps,
+            initial_epoch=done,
+            callbacks=run_callbacks,
+        )
+    elif done < config.epochs:
         model.fit(
             train_data,
             validation_data=val_data,
@@ -498,6 +515,8 @@ def train(
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
     _remove_unrecorded(run_dir, None)
+    if not chief:
+        distributed.remove_scratch(run_dir)
     return report
 
 

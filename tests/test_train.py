@@ -180,6 +180,30 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     assert (tmp_path / "mirrored" / "model.keras").is_file()
 
 
+def test_batch_level_losses_count_once_under_a_mirrored_strategy(tmp_path):
+    """Each replica's loss is scaled by 1/replicas before the replicas' gradients are summed, so the sum over
+    two replicas equals the mean of their batches' losses (not twice it)."""
+    code = """
+        import numpy as np
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from m2nist_seg import data, losses
+        labels = data.generate_labels(4, seed=0)[1].astype("int32")
+        probs = np.random.default_rng(0).dirichlet(np.ones(11), size=labels.shape).astype("float32")
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        for loss in (losses.CombinedLoss(), losses.SoftDiceLoss(), losses.WeightedCrossEntropy()):
+            halves = [float(loss(labels[i : i + 2], probs[i : i + 2])) for i in (0, 2)]
+            batches = tf.data.Dataset.from_tensor_slices((labels, probs)).batch(4)
+            batch = next(iter(strategy.experimental_distribute_dataset(batches)))
+            total = strategy.reduce("SUM", strategy.run(lambda y, p: loss(y, p), args=batch), axis=None)
+            print(loss.name, round(float(total) / np.mean(halves), 4))
+    """
+    out = run_python(code, tmp_path)
+    for name in ("ce_dice", "soft_dice", "weighted_ce"):
+        assert f"{name} 1.0" in out, out
+
+
 @pytest.fixture
 def generator_calls(monkeypatch) -> list[dict]:
     """Record the keyword arguments of every data.generate_labels call, which still generates."""
