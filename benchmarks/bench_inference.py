@@ -3,10 +3,12 @@
 Run: python benchmarks/bench_inference.py
 """
 
+import argparse
 import os
 import time
 
 import keras
+from machine import add_force_option, require_idle
 
 from m2nist_seg import data, evaluate
 from m2nist_seg.model import count_params
@@ -14,6 +16,9 @@ from m2nist_seg.settings import SHIPPED_MODEL
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_force_option(parser)
+    require_idle(parser.parse_args().force)
     model = keras.models.load_model(SHIPPED_MODEL)
     images = data.load().test.images
     evaluate.predict(model, images)

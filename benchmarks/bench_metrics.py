@@ -3,13 +3,19 @@
 Run: python benchmarks/bench_metrics.py
 """
 
+import argparse
+
 import numpy as np
+from machine import add_force_option, require_idle
 from timing import best_of
 
 from m2nist_seg import data, metrics
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_force_option(parser)
+    require_idle(parser.parse_args().force)
     _, truth = data.generate_labels(1000, seed=0, pool="test")
     rng = np.random.default_rng(0)
     predicted = np.where(rng.random(truth.shape) < 0.02, rng.integers(0, 11, truth.shape), truth).astype(np.uint8)

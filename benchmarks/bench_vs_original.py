@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from machine import add_force_option, require_idle  # noqa: E402
 from original_recipe import build_original_fcn8  # noqa: E402
 
 from m2nist_seg import data, evaluate, metrics  # noqa: E402
@@ -86,7 +87,9 @@ def run_original(minutes: float, splits: data.Splits) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0, help="training wall-time budget per model")
+    add_force_option(parser)
     args = parser.parse_args()
+    require_idle(args.force)
     splits = data.load()
     with tempfile.TemporaryDirectory() as output_dir:
         rows = [run_ours(args.minutes, splits, output_dir), run_original(args.minutes, splits)]
