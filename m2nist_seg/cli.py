@@ -119,6 +119,7 @@ def _train_config(args):
         distort_digits=args.distort_digits,
         elastic_epochs=args.elastic_epochs,
         dropout=args.dropout,
+        precision=args.precision,
     )
 
 
@@ -225,7 +226,7 @@ def cmd_classroom_check(args) -> None:
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     from m2nist_seg.model import VARIANTS
-    from m2nist_seg.train import LOSSES, TrainConfig
+    from m2nist_seg.train import LOSSES, PRECISIONS, TrainConfig
 
     default = TrainConfig()
     option = parser.add_argument
@@ -254,6 +255,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     option("--time-budget", type=positive_float, help="stop training after this many minutes")
     option("--deterministic", action="store_true", help="enable TensorFlow op determinism")
     option("--dropout", type=rate, default=default.dropout, help="spatial dropout after blocks 4 and 5 (default: 0)")
+    option("--precision", choices=PRECISIONS, default=default.precision, help="arithmetic (default: %(default)s)")
     option("--distort-digits", action="store_true", help="randomly rotate, scale and shear every training digit")
     option(
         "--elastic-epochs",

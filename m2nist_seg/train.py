@@ -23,6 +23,7 @@ launches the workers).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -45,6 +46,8 @@ from m2nist_seg.settings import RUNS_DIR, SHIPPED_MODEL
 
 log = logging.getLogger(__name__)
 
+Precision = Literal["float32", "mixed_bfloat16"]
+PRECISIONS = ("float32", "mixed_bfloat16")
 LossName = Literal["ce_dice", "weighted_ce_dice", "dice", "ce", "weighted_ce"]
 LOSSES = ("ce_dice", "weighted_ce_dice", "dice", "ce", "weighted_ce")
 MODEL_FILE = "model.keras"
@@ -81,6 +84,7 @@ class TrainConfig:
     convs_per_block: tuple[int, ...] = fcn.DEFAULT_CONVS
     decoder_width: int = fcn.DEFAULT_DECODER_WIDTH
     dropout: float = 0.0
+    precision: Precision = "float32"  # "mixed_bfloat16": bfloat16 arithmetic, float32 weights and output
     time_budget_s: float | None = None
     deterministic: bool = False
     output_dir: str = str(RUNS_DIR)
@@ -91,6 +95,8 @@ class TrainConfig:
         """Raise :class:`M2NISTError` naming the first bad field."""
         if self.loss not in LOSSES:
             raise M2NISTError(f"loss: found {self.loss!r}, expected one of {', '.join(LOSSES)}")
+        if self.precision not in PRECISIONS:
+            raise M2NISTError(f"precision: found {self.precision!r}, expected one of {', '.join(PRECISIONS)}")
         if self.variant not in fcn.VARIANTS:
             raise M2NISTError(f"variant: found {self.variant!r}, expected one of {', '.join(fcn.VARIANTS)}")
         for name in ("epochs", "batch_size", "n_images", "patience"):
@@ -179,6 +185,21 @@ def _clear_run(run_dir: Path) -> None:
         shutil.rmtree(run_dir / folder, ignore_errors=True)
     for path in run_dir.glob(".best-epoch-*.keras") if run_dir.is_dir() else ():
         path.unlink()
+
+
+@contextlib.contextmanager
+def precision_policy(precision: Precision):
+    """Build layers under Keras' ``precision`` dtype policy, then restore the global policy.
+
+    Layers keep the policy they were built with: under ``"mixed_bfloat16"`` they compute in bfloat16 and keep
+    float32 weights; the model's output layer is float32 either way.
+    """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def make_loss(name: LossName, train_labels: np.ndarray) -> keras.losses.Loss:
@@ -431,7 +452,7 @@ def train(
         train_data = shuffled_training_data(config, splits.train, steps * config.batch_size, first_epoch=done)
     val_data = data.make_dataset(*splits.val, batch_size=128)
 
-    with strategy.scope():
+    with strategy.scope(), precision_policy(config.precision):
         if build_model is None:
             model = fcn.build_fcn(
                 config.variant,

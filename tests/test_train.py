@@ -127,6 +127,9 @@ def test_never_writes_to_the_shipped_model_folder():
         ("dropout", 1.0, r"dropout: found 1.0, expected a rate in \[0, 1\)"),
         ("elastic_epochs", 3, "elastic_epochs: found 3 with distort_digits=False"),
         ("elastic_epochs", -1, "elastic_epochs: found -1"),
+        ("time_budget_s", -300.0, "time_budget: found -300.0, expected a positive number"),
+        ("time_budget_s", 0, "time_budget: found 0"),
+        ("precision", "float16", "precision: found 'float16', expected one of float32, mixed_bfloat16"),
     ],
 )
 def test_bad_config(tmp_path, field, value, message):
@@ -202,6 +205,17 @@ def test_batch_level_losses_count_once_under_a_mirrored_strategy(tmp_path):
     out = run_python(code, tmp_path)
     for name in ("ce_dice", "soft_dice", "weighted_ce"):
         assert f"{name} 1.0" in out, out
+
+
+def test_mixed_bfloat16_precision_trains_and_leaves_the_global_policy_alone(tmp_path):
+    report = train(tiny_config(tmp_path, precision="mixed_bfloat16"))
+    assert keras.mixed_precision.global_policy().name == "float32"
+    model = keras.models.load_model(tmp_path / "tiny" / "model.keras")
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert {layer.dtype_policy.name for layer in convolutions} == {"mixed_bfloat16"}
+    assert {w.dtype for layer in convolutions for w in layer.weights} == {"float32"}
+    assert model.output.dtype == "float32"
+    assert 0 <= report["mean_digit_iou"] <= 1
 
 
 @pytest.fixture
