@@ -114,11 +114,18 @@ def predict_both(model: keras.Model, images: np.ndarray, batch_size: int = 64) -
     return plain, gated
 
 
-def predict(model: keras.Model, images: np.ndarray, batch_size: int = 64, ink_gated: bool = False) -> np.ndarray:
+def predict(
+    model: keras.Model | str | os.PathLike, images: np.ndarray, batch_size: int = 64, ink_gated: bool = False
+) -> np.ndarray:
     """Label maps uint8 (N, 64, 84) for ``images``: uint8 or float (N, 64, 84) or (N, 64, 84, 1), values 0–255.
 
-    With ``ink_gated``, ink-free pixels are background and ink pixels take their most likely digit.
+    ``model`` is a Keras model, or the path of an ONNX graph written by :mod:`m2nist_seg.export` (float32 or
+    int8, such as ``models/fcn8_m2nist.int8.onnx``), which ONNX Runtime runs; its session is kept for the next
+    call while the file is unchanged. With ``ink_gated``, ink-free pixels are background and ink pixels take
+    their most likely digit.
     """
+    if isinstance(model, str | os.PathLike):
+        return _onnx_predictor(model).predict(images, ink_gated=ink_gated, batch_size=batch_size)
     (labels,) = _label_maps(model, images, batch_size, ("ink_gated",) if ink_gated else ("plain",))
     return labels
 
@@ -209,3 +216,18 @@ def format_report(report: dict, ink_gated: bool = True) -> str:
             f"ink-gated refinement: mean digit IoU {gated['mean_digit_iou']:.4f}, Dice {gated['mean_digit_dice']:.4f}"
         )
     return "\n".join(lines)
+
+
+_onnx_predictors: dict = {}
+
+
+def _onnx_predictor(path: str | os.PathLike):
+    """The :class:`m2nist_seg.export.OnnxPredictor` of an ``.onnx`` file, loaded again only when the file changes."""
+    from m2nist_seg import export
+
+    stat = Path(path).stat() if Path(path).is_file() else None
+    version = (stat.st_mtime_ns, stat.st_size) if stat else None
+    key = Path(path).resolve()
+    if version is None or _onnx_predictors.get(key, (None,))[0] != version:
+        _onnx_predictors[key] = (version, export.load_onnx(path))
+    return _onnx_predictors[key][1]

@@ -103,7 +103,7 @@ class TrainConfig:
             if int(getattr(self, name)) < 1:
                 raise M2NISTError(f"{name}: found {getattr(self, name)!r}, expected a positive integer")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise M2NISTError(f"time_budget: found {self.time_budget_s!r}, expected a positive number of minutes")
+            raise M2NISTError(f"time_budget_s: found {self.time_budget_s!r}, expected a positive number of seconds")
         if self.learning_rate <= 0:
             raise M2NISTError(f"learning_rate: found {self.learning_rate!r}, expected a positive number")
         if not 0 <= self.dropout < 1:

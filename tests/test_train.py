@@ -127,8 +127,8 @@ def test_never_writes_to_the_shipped_model_folder():
         ("dropout", 1.0, r"dropout: found 1.0, expected a rate in \[0, 1\)"),
         ("elastic_epochs", 3, "elastic_epochs: found 3 with distort_digits=False"),
         ("elastic_epochs", -1, "elastic_epochs: found -1"),
-        ("time_budget_s", -300.0, "time_budget: found -300.0, expected a positive number"),
-        ("time_budget_s", 0, "time_budget: found 0"),
+        ("time_budget_s", -300.0, "time_budget_s: found -300.0, expected a positive number of seconds"),
+        ("time_budget_s", 0, "time_budget_s: found 0"),
         ("precision", "float16", "precision: found 'float16', expected one of float32, mixed_bfloat16"),
     ],
 )
