@@ -1,0 +1,48 @@
+"""Training speed of the default run, side by side with candidate settings, in one process on one machine.
+
+Run: python benchmarks/bench_training_speed.py [--arms today bf16 ...] [--force]
+
+Each arm trains the default run (`python -m m2nist_seg run`: 8 epochs of 3,500 fresh images, batch 16) with
+one setting changed, then scores its best checkpoint (chosen on validation) once on the test split. The
+table gives training seconds, their ratio to today's configuration and the test mean digit IoU; the target
+is half of today's time at a mean digit IoU of at least 0.80.
+"""
+
+import argparse
+import tempfile
+
+from machine import add_force_option, require_idle
+
+from m2nist_seg.train import TrainConfig, train
+
+ARMS = {
+    "today": {},
+    "bf16": {"precision": "mixed_bfloat16"},
+    "batch32": {"batch_size": 32, "learning_rate": 1.2e-2},
+    "bf16+batch32": {"precision": "mixed_bfloat16", "batch_size": 32, "learning_rate": 1.2e-2},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=["today", "bf16"], help="settings to train")
+    add_force_option(parser)
+    args = parser.parse_args()
+    require_idle(args.force)
+    rows = []
+    with tempfile.TemporaryDirectory() as output_dir:
+        for arm in args.arms:
+            config = TrainConfig(name=arm, output_dir=output_dir, verbose=False, **ARMS[arm])
+            report = train(config)
+            rows.append((arm, report["training"]["seconds"], report["mean_digit_iou"]))
+            print(f"{arm}: {rows[-1][1]:.0f} s of training, test mean digit IoU {rows[-1][2]:.3f}", flush=True)
+    baseline = dict((arm, seconds) for arm, seconds, _ in rows).get("today")
+    print("\n| arm | changed | training s | speed-up vs today | test mean digit IoU |\n|---|---|---:|---:|---:|")
+    for arm, seconds, miou in rows:
+        ratio = f"{baseline / seconds:.2f}×" if baseline else "n/a"
+        changed = ", ".join(f"{k}={v}" for k, v in ARMS[arm].items()) or "—"
+        print(f"| {arm} | {changed} | {seconds:.0f} | {ratio} | {miou:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
