@@ -7,8 +7,7 @@ import argparse
 import tempfile
 import time
 
-from machine import add_force_option, require_idle
-from timing import best_of
+from timing import add_force_option, best_of, require_idle
 
 from m2nist_seg import data
 

@@ -1,6 +1,7 @@
-"""Inference speed of `evaluate.predict` with the shipped model, on this machine's CPU.
+"""Inference speed of Keras `evaluate.predict` with the shipped model, on this machine's CPU, and the
+arithmetic rate it reaches (the model's exact cost in GFLOP per image over the time per image).
 
-Run: python benchmarks/bench_inference.py
+Run: python benchmarks/bench_inference.py [--force]   (`bench_export.py` compares it with ONNX Runtime)
 """
 
 import argparse
@@ -8,9 +9,9 @@ import os
 import time
 
 import keras
-from machine import add_force_option, require_idle
+from timing import add_force_option, require_idle
 
-from m2nist_seg import data, evaluate
+from m2nist_seg import data, evaluate, export
 from m2nist_seg.model import count_params
 from m2nist_seg.settings import SHIPPED_MODEL
 
@@ -30,6 +31,8 @@ def main() -> None:
     print(f"{SHIPPED_MODEL.name}: {count_params(model):,} parameters, {os.cpu_count()} CPU cores")
     best, median = max(rates), sorted(rates)[len(rates) // 2]
     print(f"predict on {len(images)} test images: best {best:.0f} images/s, median {median:.0f} images/s")
+    gflop = export.flops_per_image(model) / 1e9
+    print(f"cost {gflop:.4f} GFLOP per 64×84 image: {gflop * median:.0f} GFLOP/s at the median rate")
 
 
 if __name__ == "__main__":

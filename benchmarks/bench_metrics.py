@@ -6,8 +6,7 @@ Run: python benchmarks/bench_metrics.py
 import argparse
 
 import numpy as np
-from machine import add_force_option, require_idle
-from timing import best_of
+from timing import add_force_option, best_of, require_idle
 
 from m2nist_seg import data, metrics
 

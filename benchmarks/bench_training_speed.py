@@ -11,7 +11,7 @@ is half of today's time at a mean digit IoU of at least 0.80.
 import argparse
 import tempfile
 
-from machine import add_force_option, require_idle
+from timing import add_force_option, require_idle
 
 from m2nist_seg.train import TrainConfig, train
 

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from machine import add_force_option, require_idle  # noqa: E402
 from original_recipe import build_original_fcn8  # noqa: E402
+from timing import add_force_option, require_idle  # noqa: E402
 
 from m2nist_seg import data, evaluate, metrics  # noqa: E402
 from m2nist_seg.model import count_params  # noqa: E402

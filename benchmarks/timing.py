@@ -1,5 +1,6 @@
 """Shared timing helpers for the benchmark scripts."""
 
+import argparse
 import os
 import sys
 import time
@@ -30,6 +31,11 @@ def interleaved(repeats: int, fns: dict[str, Callable[[], object]]) -> dict[str,
             fn()
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def add_force_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--force`` option of every timing benchmark: time even on a busy machine, with a warning."""
+    parser.add_argument("--force", action="store_true", help="time even on a busy machine (figures are not results)")
 
 
 def require_idle(force: bool = False) -> None:

@@ -156,12 +156,37 @@ def cmd_train(args) -> None:
     print(f"model, history and report in {run_dir}")
 
 
+def _model(path: str):
+    """A ``.keras`` model, or the path of an exported ``.onnx`` graph (checked here, run by ONNX Runtime)."""
+    from m2nist_seg import evaluate, export
+
+    if Path(path).suffix == ".onnx":
+        export.load_onnx(path)
+        return path
+    return evaluate.load_model(path)
+
+
+def cmd_export(args) -> None:
+    from m2nist_seg import export
+
+    shipped = export.export_shipped(args.model, overwrite=args.overwrite)
+    for name, path, parity in (
+        ("float32", shipped.float32, shipped.float_parity),
+        ("int8", shipped.int8, shipped.int8_parity),
+    ):
+        verdict = f"written to {path}" if path else "not written: its mean digit IoU drops by more than 0.005"
+        print(
+            f"{name}: {parity['equal_pixels']:.3%} of the test pixels equal to Keras, mean digit IoU change "
+            f"{parity['iou_change']:+.4f}; {verdict}"
+        )
+
+
 def cmd_evaluate(args) -> None:
     from m2nist_seg import evaluate
 
     if args.out:
         _refuse_overwrite(Path(args.out), "--out", args.overwrite)
-    model = evaluate.load_model(args.model)
+    model = _model(args.model)
     splits = data.load(args.source, directory=args.data_dir, seed=args.seed)
     report = evaluate.evaluate(model, getattr(splits, args.split))
     print(evaluate.format_report(report))
@@ -191,7 +216,7 @@ def cmd_predict(args) -> None:
 
     _refuse_overwrite(Path(args.out), "--out", args.overwrite)
     images = _read_input(Path(args.input))
-    model = evaluate.load_model(args.model)
+    model = _model(args.model)
     labels = evaluate.predict(model, images, ink_gated=args.ink_gated)
     shown = min(len(images), 8)
     fig = plots.plot_predictions(images[:shown], labels[:shown])
@@ -282,7 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     ev = commands.add_parser("evaluate", help="evaluate a model on a data split")
-    ev.add_argument("--model", default=str(SHIPPED_MODEL), help="a .keras model (default: the shipped one)")
+    ev.add_argument(
+        "--model",
+        default=str(SHIPPED_MODEL),
+        help="a .keras model or an exported .onnx graph (default: the shipped one)",
+    )
     ev.add_argument("--source", choices=data.SOURCES, default="generated", help="data source (default: %(default)s)")
     ev.add_argument("--data-dir", help="folder with Kaggle's files (--source kaggle)")
     ev.add_argument("--split", choices=("train", "val", "test"), default="test", help="split (default: %(default)s)")
@@ -293,11 +322,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = commands.add_parser("predict", help="predict masks for an .npy or .png input and draw them")
     pr.add_argument("input", help="an .npy of images (N, 64, 84) or (64, 84), or a 64×84 PNG")
-    pr.add_argument("--model", default=str(SHIPPED_MODEL), help="a .keras model (default: the shipped one)")
+    pr.add_argument(
+        "--model",
+        default=str(SHIPPED_MODEL),
+        help="a .keras model or an exported .onnx graph (default: the shipped one)",
+    )
     pr.add_argument("--out", default="prediction.png", help="output PNG (default: %(default)s)")
     pr.add_argument("--ink-gated", action="store_true", help="label ink-free pixels background")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     pr.set_defaults(func=cmd_predict)
+
+    ex = commands.add_parser("export", help="export a .keras model to ONNX, float32 and int8, checked for parity")
+    ex.add_argument("--model", default=str(SHIPPED_MODEL), help="the .keras model (default: the shipped one)")
+    ex.add_argument("--overwrite", action="store_true", help="replace existing .onnx files beside it")
+    ex.set_defaults(func=cmd_export)
 
     run = commands.add_parser("run", help="the main job: train and evaluate with the defaults, print the report")
     _add_train_options(run)

@@ -108,8 +108,13 @@ def _label_maps(model: keras.Model, images: np.ndarray, batch_size: int, kinds: 
     return [np.concatenate([maps[k].numpy() for maps in batches]) for k in range(len(kinds))]
 
 
-def predict_both(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Plain and ink-gated label maps, uint8 (N, 64, 84) each, for images as :func:`predict` takes them."""
+def predict_both(
+    model: keras.Model | str | os.PathLike, images: np.ndarray, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plain and ink-gated label maps, uint8 (N, 64, 84) each, for a model and images as :func:`predict`
+    takes them."""
+    if isinstance(model, str | os.PathLike):
+        return predict(model, images, batch_size), predict(model, images, batch_size, ink_gated=True)
     plain, gated = _label_maps(model, images, batch_size, ("plain", "ink_gated"))
     return plain, gated
 
@@ -160,11 +165,12 @@ def _section(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     }
 
 
-def evaluate(model: keras.Model, split: data.Split, batch_size: int = 64) -> dict:
-    """A JSON-ready report of ``model`` on ``split`` (plain FCN scores, and the ink-gated ones apart)."""
+def evaluate(model: keras.Model | str | os.PathLike, split: data.Split, batch_size: int = 64) -> dict:
+    """A JSON-ready report of ``model`` (a Keras model, or the path of an exported ``.onnx`` graph) on ``split``
+    (plain FCN scores, and the ink-gated ones apart)."""
     plain, gated = predict_both(model, split.images, batch_size)
     report = {
-        "model": model.name,
+        "model": Path(model).name if isinstance(model, str | os.PathLike) else model.name,
         "counts": {"images": len(split), "pixels": int(split.labels.size)},
         **_section(split.labels, plain),
         "ink_gated": {

@@ -178,3 +178,33 @@ def test_the_real_entry_point_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: argument --time-budget")
     assert "Traceback" not in result.stderr
+
+
+def test_predict_and_evaluate_run_an_exported_onnx_graph(tmp_path, capsys):
+    from m2nist_seg.settings import MODELS_DIR
+
+    images, _ = data.generate_labels(2, seed=3)
+    np.save(tmp_path / "x.npy", images.astype(np.int64))
+    onnx_file = MODELS_DIR / "fcn8_m2nist.int8.onnx"
+    argv = ["predict", str(tmp_path / "x.npy"), "--model", str(onnx_file), "--out", str(tmp_path / "p.png")]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    code, out, err = run_cli(["evaluate", "--model", str(MODELS_DIR / "fcn8_m2nist.onnx")], capsys)
+    assert code == 0, err
+    assert "fcn8_m2nist.onnx on 1000 images" in out
+
+
+def test_a_corrupt_onnx_graph_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "broken.onnx").write_bytes(b"not a graph")
+    code, _, err = run_cli(["evaluate", "--model", str(tmp_path / "broken.onnx")], capsys)
+    assert_one_line_error(code, err, "broken.onnx", "not a readable ONNX model")
+
+
+def test_export_keeps_existing_files_unless_asked(tmp_path, small_model_file, capsys):
+    model = tmp_path / "mine.keras"
+    model.write_bytes(small_model_file.read_bytes())
+    (tmp_path / "mine.onnx").write_bytes(b"a learner's earlier export")
+    code, _, err = run_cli(["export", "--model", str(model)], capsys)
+    assert_one_line_error(code, err, "mine.onnx", "already exist")
+    assert (tmp_path / "mine.onnx").read_bytes() == b"a learner's earlier export"
