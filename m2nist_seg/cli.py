@@ -22,48 +22,25 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"found {text!r}, expected a positive whole number")
-    return value
+def _number(convert: type, accept, expected: str):
+    """An argparse type: ``convert(text)`` where ``accept(value)`` holds, else an error saying what was expected."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"found {text!r}, expected {expected}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """An argparse type: a whole number ≥ 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"found {text!r}, expected a whole number ≥ 0")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"found {text!r}, expected a positive number")
-    return value
-
-
-def rate(text: str) -> float:
-    """An argparse type: a number in [0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"found {text!r}, expected a rate in [0, 1)")
-    return value
+positive_int = _number(int, lambda v: v >= 1, "a positive whole number")
+non_negative_int = _number(int, lambda v: v >= 0, "a whole number ≥ 0")
+positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
+rate = _number(float, lambda v: 0 <= v < 1, "a rate in [0, 1)")
 
 
 def _refuse_overwrite(path: Path, option: str, overwrite: bool) -> None:
@@ -157,13 +134,11 @@ def cmd_train(args) -> None:
 
 
 def _model(path: str):
-    """A ``.keras`` model, or the path of an exported ``.onnx`` graph (checked here, run by ONNX Runtime)."""
-    from m2nist_seg import evaluate, export
+    """A ``.keras`` model, or the path of an exported ``.onnx`` graph, which ``evaluate.predict`` loads (and
+    checks) once and runs with ONNX Runtime."""
+    from m2nist_seg import evaluate
 
-    if Path(path).suffix == ".onnx":
-        export.load_onnx(path)
-        return path
-    return evaluate.load_model(path)
+    return path if Path(path).suffix == ".onnx" else evaluate.load_model(path)
 
 
 def cmd_export(args) -> None:

@@ -14,6 +14,17 @@ import pytest  # noqa: E402
 
 from m2nist_seg import data  # noqa: E402
 
+# A training run small enough for a unit test: a few seconds on two cores.
+TINY = {
+    "n_images": 120,
+    "epochs": 2,
+    "batch_size": 16,
+    "widths": (8, 8, 16, 16, 16),
+    "convs_per_block": (1, 1, 1, 1, 1),
+    "decoder_width": 16,
+    "verbose": False,
+}
+
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "m2nist-sample"
 
 

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY
 
 from m2nist_seg.errors import M2NISTError
 from m2nist_seg.train import TrainConfig, train
@@ -130,17 +131,6 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupte
         np.testing.assert_array_equal(got, expected)
     reference = pd.read_csv(uninterrupted / "run" / "history.csv")
     np.testing.assert_array_equal(history["val_digit_miou"], reference["val_digit_miou"])
-
-
-TINY = {
-    "n_images": 120,
-    "epochs": 2,
-    "batch_size": 16,
-    "widths": (8, 8, 16, 16, 16),
-    "convs_per_block": (1, 1, 1, 1, 1),
-    "decoder_width": 16,
-    "verbose": False,
-}
 
 
 def test_a_finished_run_is_never_overwritten(tmp_path, capsys):

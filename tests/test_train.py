@@ -11,20 +11,11 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY
 
 from m2nist_seg import settings
 from m2nist_seg.errors import M2NISTError
 from m2nist_seg.train import TrainConfig, train
-
-TINY = {
-    "n_images": 120,
-    "epochs": 2,
-    "batch_size": 16,
-    "widths": (8, 8, 16, 16, 16),
-    "convs_per_block": (1, 1, 1, 1, 1),
-    "decoder_width": 16,
-    "verbose": False,
-}
 
 
 def tiny_config(tmp_path, **overrides) -> TrainConfig:
