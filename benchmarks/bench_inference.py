@@ -4,6 +4,7 @@ arithmetic rate it reaches (the model's exact cost in GFLOP per image over the t
 Run: python benchmarks/bench_inference.py [--force]   (`bench_export.py` compares it with ONNX Runtime)
 """
 
+import m2nist_seg  # noqa: F401  # isort: skip  (first, so that TensorFlow's C++ start-up log stays quiet)
 import argparse
 import os
 import time

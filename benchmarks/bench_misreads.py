@@ -7,6 +7,7 @@ split test-pool digits: both are handwriting that training never saw.
 Run: python benchmarks/bench_misreads.py [--model PATH]
 """
 
+import m2nist_seg  # noqa: F401  # isort: skip  (first, so that TensorFlow's C++ start-up log stays quiet)
 import argparse
 
 import keras

@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import m2nist_seg  # noqa: E402, F401  # isort: skip  (first: it turns oneDNN on and quiets TensorFlow's C++ log)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -84,6 +84,7 @@ def _train_config(args):
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        warmup_epochs=args.warmup_epochs,
         patience=args.patience,
         n_images=args.n_images,
         seed=args.seed,
@@ -239,6 +240,12 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         type=positive_float,
         default=default.learning_rate,
         help="peak Adam rate (default: %(default)s)",
+    )
+    option(
+        "--warmup-epochs",
+        type=non_negative_int,
+        default=default.warmup_epochs,
+        help="raise the learning rate from 0 to its peak over this many first epochs (default: 0)",
     )
     option(
         "--patience", type=positive_int, default=default.patience, help="early-stopping epochs (default: %(default)s)"

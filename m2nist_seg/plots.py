@@ -556,6 +556,13 @@ def _binary_scores(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, flo
     return float(scores.iou[1]), float(scores.dice[1])
 
 
+def _legend_under_axis(ax, handles: list) -> None:
+    """One row of legend entries centred under an image axis, without a frame."""
+    ax.legend(
+        handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.28), ncol=len(handles), fontsize=9, frameon=False
+    )
+
+
 def plot_iou_vs_dice(digit: np.ndarray) -> plt.Figure:
     """IoU and Dice of the same overlap, and what a one-pixel shift costs a thin stroke.
 
@@ -576,13 +583,8 @@ def plot_iou_vs_dice(digit: np.ndarray) -> plt.Figure:
     for name, (row, col) in zip("AB", _DISC_CENTRES):
         axes[0].add_patch(Circle((col, row), _DISC_RADIUS, fill=False, edgecolor="0.2", lw=1.2))
         axes[0].text(col + 1.2 * (col - _DISC_SIZE / 2), row, name, ha="center", va="center", fontsize=12)
-    axes[0].legend(
-        handles=[Patch(color=both_colour, label="intersection A∩B"), Patch(color=union_colour, label="union A∪B")],
-        loc="lower center",
-        bbox_to_anchor=(0.5, -0.28),
-        ncol=2,
-        fontsize=9,
-        frameon=False,
+    _legend_under_axis(
+        axes[0], [Patch(color=both_colour, label="intersection A∩B"), Patch(color=union_colour, label="union A∪B")]
     )
     axes[0].set_title(f"(a) two discs A and B\nIoU {discs[0]:.2f} · Dice {discs[1]:.2f}")
 
@@ -597,17 +599,13 @@ def plot_iou_vs_dice(digit: np.ndarray) -> plt.Figure:
     axes[1].set_title("(b) Dice is never below IoU")
 
     axes[2].imshow(np.array([white, PALETTE[0], PALETTE[3], both_colour])[truth + 2 * shifted])
-    axes[2].legend(
-        handles=[
+    _legend_under_axis(
+        axes[2],
+        [
             Patch(color=both_colour, label="both"),
             Patch(color=PALETTE[0], label="truth only"),
             Patch(color=PALETTE[3], label="shifted only"),
         ],
-        loc="lower center",
-        bbox_to_anchor=(0.5, -0.28),
-        ncol=3,
-        fontsize=9,
-        frameon=False,
     )
     axes[2].set_title(f"(c) a digit's ink shifted 1 px right\nIoU {stroke[0]:.2f} · Dice {stroke[1]:.2f}")
     for ax in (axes[0], axes[2]):

@@ -72,6 +72,7 @@ class TrainConfig:
     epochs: int = 8
     batch_size: int = 16
     learning_rate: float = 8e-3
+    warmup_epochs: int = 0  # the learning rate first rises linearly from 0 to learning_rate over this many epochs
     seed: int = 0
     source: data.Source = "generated"
     data_dir: str | None = None
@@ -108,6 +109,10 @@ class TrainConfig:
             raise M2NISTError(f"learning_rate: found {self.learning_rate!r}, expected a positive number")
         if not 0 <= self.dropout < 1:
             raise M2NISTError(f"dropout: found {self.dropout!r}, expected a rate in [0, 1)")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise M2NISTError(
+                f"warmup_epochs: found {self.warmup_epochs!r} with epochs={self.epochs}, expected 0 to epochs − 1"
+            )
         if self.elastic_epochs < 0 or (self.elastic_epochs and not self.distort_digits):
             raise M2NISTError(
                 f"elastic_epochs: found {self.elastic_epochs!r} with distort_digits={self.distort_digits}, "
@@ -146,8 +151,11 @@ def read_state(run_dir: Path) -> dict | None:
 
 
 def differing_options(config: TrainConfig, state: dict) -> list[str]:
-    """``option: recorded → now`` for each option that differs from an interrupted run's recorded config."""
-    now, recorded = config.resume_key(), state.get("config", {})
+    """``option: recorded → now`` for each option that differs from an interrupted run's recorded config.
+
+    An option that the record lacks (one added to :class:`TrainConfig` since the run was interrupted) counts as
+    its default."""
+    now, recorded = config.resume_key(), {**TrainConfig().resume_key(), **state.get("config", {})}
     return [f"{k}: {recorded.get(k)!r} → {now[k]!r}" for k in sorted(now) if recorded.get(k) != now[k]]
 
 
@@ -210,6 +218,28 @@ def make_loss(name: LossName, train_labels: np.ndarray) -> keras.losses.Loss:
     if name == "dice":
         return losses.SoftDiceLoss()
     return losses.WeightedCrossEntropy(weights)
+
+
+def compile_default(model: keras.Model, config: TrainConfig, steps_per_epoch: int, train_labels: np.ndarray) -> None:
+    """The default compile step: Adam, the config's loss (class weights, where used, from ``train_labels``
+    (N, 64, 84)) and :class:`~m2nist_seg.metrics.MeanDigitIoU`.
+
+    The learning rate rises linearly from 0 to ``config.learning_rate`` over the first ``config.warmup_epochs``
+    epochs (none by default), then decays to 0 along a cosine over the remaining epochs.
+    """
+    warmup_steps = config.warmup_epochs * steps_per_epoch
+    decay_steps = config.epochs * steps_per_epoch - warmup_steps
+    if warmup_steps:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps, warmup_target=config.learning_rate, warmup_steps=warmup_steps
+        )
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=make_loss(config.loss, train_labels),
+        metrics=[metrics.MeanDigitIoU()],
+    )
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -464,12 +494,7 @@ def train(
         else:
             model = build_model()
         if compile_model is None:
-            schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps)
-            model.compile(
-                optimizer=keras.optimizers.Adam(schedule),
-                loss=make_loss(config.loss, splits.train.labels),
-                metrics=[metrics.MeanDigitIoU()],
-            )
+            compile_default(model, config, steps, splits.train.labels)
         else:
             compile_model(model)
         if state:

@@ -42,6 +42,7 @@ TRAIN_OPTIONS = [
     ("--time-budget", "inf", "a positive number"),
     ("--dropout", "1.5", "a rate in [0, 1)"),
     ("--elastic-epochs", "-2", "a whole number ≥ 0"),
+    ("--warmup-epochs", "-1", "a whole number ≥ 0"),
     ("--variant", "fcn4", "invalid choice"),
     ("--loss", "focal", "invalid choice"),
     ("--source", "web", "invalid choice"),

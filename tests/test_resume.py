@@ -1,6 +1,7 @@
 """A training process killed (SIGKILL) at any point resumes exactly: run the same command again and it
 finishes with one history row per epoch and, with op determinism, the weights of an uninterrupted run."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -172,6 +173,27 @@ def test_resuming_with_another_config_is_refused_naming_the_options(tmp_path):
     assert "an interrupted run with other options" in message
     assert "batch_size: 16 → 8" in message and "epochs: 2 → 3" in message and "--overwrite" in message
     assert train(config)["training"]["epochs"] == 2, "the same config resumes it"
+
+
+def interrupt_before_an_option_existed(config: TrainConfig, option: str) -> None:
+    """Stop ``config``'s run after its first epoch, then drop ``option`` from its record, as written before the
+    option was added to TrainConfig."""
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[StopAfterFirstEpoch()])
+    path = config.run_dir / "state.json"
+    state = json.loads(path.read_text())
+    del state["config"][option]
+    path.write_text(json.dumps(state))
+
+
+def test_an_option_added_since_the_interruption_counts_as_its_default(tmp_path):
+    config = TrainConfig(**TINY, output_dir=str(tmp_path), name="run")
+    interrupt_before_an_option_existed(config, "warmup_epochs")
+    assert train(config)["training"]["epochs"] == 2
+    other = TrainConfig(**TINY, output_dir=str(tmp_path), name="other")
+    interrupt_before_an_option_existed(other, "warmup_epochs")
+    with pytest.raises(M2NISTError, match="warmup_epochs: 0 → 1"):
+        train(dataclasses.replace(other, warmup_epochs=1))
 
 
 def test_the_state_record_is_written_after_the_backup_and_names_it(tmp_path):

@@ -15,7 +15,7 @@ from conftest import TINY
 
 from m2nist_seg import settings
 from m2nist_seg.errors import M2NISTError
-from m2nist_seg.train import TrainConfig, train
+from m2nist_seg.train import TrainConfig, compile_default, train
 
 
 def tiny_config(tmp_path, **overrides) -> TrainConfig:
@@ -118,6 +118,8 @@ def test_never_writes_to_the_shipped_model_folder():
         ("dropout", 1.0, r"dropout: found 1.0, expected a rate in \[0, 1\)"),
         ("elastic_epochs", 3, "elastic_epochs: found 3 with distort_digits=False"),
         ("elastic_epochs", -1, "elastic_epochs: found -1"),
+        ("warmup_epochs", 2, "warmup_epochs: found 2 with epochs=2, expected 0 to epochs − 1"),
+        ("warmup_epochs", -1, "warmup_epochs: found -1"),
         ("time_budget_s", -300.0, "time_budget_s: found -300.0, expected a positive number of seconds"),
         ("time_budget_s", 0, "time_budget_s: found 0"),
         ("precision", "float16", "precision: found 'float16', expected one of float32, mixed_bfloat16"),
@@ -146,7 +148,7 @@ def run_python(code: str, tmp_path: Path) -> str:
 def test_same_seed_gives_identical_metrics(tmp_path):
     code = f"""
         import json
-        from m2nist_seg.train import TrainConfig, train
+        from m2nist_seg.train import TrainConfig, compile_default, train
         reports = [
             train(TrainConfig(**{TINY!r}, output_dir=r"{tmp_path}", name=f"run{{i}}", deterministic=True))
             for i in range(2)
@@ -164,7 +166,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from m2nist_seg.train import TrainConfig, train
+        from m2nist_seg.train import TrainConfig, compile_default, train
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         report = train(TrainConfig(**{TINY!r}, output_dir=r"{tmp_path}", name="mirrored"), strategy=strategy)
         print("replicas", strategy.num_replicas_in_sync, "miou", report["mean_digit_iou"])
@@ -250,3 +252,21 @@ def test_elastic_warping_only_in_the_first_elastic_epochs(tmp_path, generator_ca
         list(fresh_training_data(config, 16).take(4))
         fresh_seeds = [call["seed"] for call in generator_calls]
         assert fresh_seeds[1:4] == seeds[:3], "a resumed run draws the epochs it has not seen"
+
+
+@pytest.mark.parametrize(
+    ("warmup_epochs", "expected"),
+    [
+        # 10 steps per epoch, 4 epochs. Without warm-up: a cosine from the peak over 40 steps.
+        (0, {0: 1.0, 20: 0.5, 40: 0.0}),
+        # With one epoch of warm-up: a line from 0 to the peak over 10 steps, then a cosine over 30.
+        (1, {0: 0.0, 5: 0.5, 10: 1.0, 25: 0.5, 40: 0.0}),
+    ],
+)
+def test_default_learning_rate_schedule(warmup_epochs, expected):
+    config = TrainConfig(epochs=4, learning_rate=0.01, warmup_epochs=warmup_epochs)
+    model = keras.Sequential([keras.Input((64, 84, 1)), keras.layers.Conv2D(11, 1, activation="softmax")])
+    compile_default(model, config, steps_per_epoch=10, train_labels=np.zeros((1, 64, 84), np.uint8))
+    for step, share_of_peak in expected.items():
+        model.optimizer.iterations.assign(step)
+        assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * share_of_peak, abs=1e-9), step
