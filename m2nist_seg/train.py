@@ -437,10 +437,10 @@ def train(
 
     ``callbacks`` are added to the run's own. ``build_model`` (no arguments, returns an uncompiled Keras model
     taking raw 0–255 images (N, 64, 84, 1) and returning probabilities (N, 64, 84, 11)) replaces
-    :func:`m2nist_seg.model.build_fcn`, and ``compile_model(model)`` replaces the default compile step (Adam
-    with cosine decay, the config's loss, :class:`~m2nist_seg.metrics.MeanDigitIoU`); a learner's own model and
-    compile step train this way. Both run inside the strategy's scope. A custom compile step must track
-    ``MeanDigitIoU`` (named ``digit_miou``): checkpointing and early stopping read it.
+    :func:`m2nist_seg.model.build_fcn`, and ``compile_model(model)`` replaces the default compile step
+    (:func:`compile_default`: Adam with cosine decay, the config's loss, the mean digit IoU metric); a
+    learner's own model and compile step train this way. Both run inside the strategy's scope. A custom
+    compile step must track ``MeanDigitIoU`` (named ``digit_miou``): checkpointing and early stopping read it.
 
     Returns the evaluation report as a dict (also written to ``report.json`` in the run folder, whose name is
     ``report["training"]["run"]``: see :func:`choose_run_dir`). A run interrupted while training resumes from
