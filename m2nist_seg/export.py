@@ -380,17 +380,26 @@ def _relu_pairs(proto: onnx.ModelProto) -> list[tuple]:
     return pairs
 
 
+def _cpu_session(proto: onnx.ModelProto):
+    """An ONNX Runtime CPU session of ``proto`` that logs errors only (no warnings on stderr)."""
+    runtime = _module("onnxruntime")
+    options = runtime.SessionOptions()
+    options.log_severity_level = 3
+    # Threads that wait sleep instead of spinning: on a CPU shared with other work a spinning thread burns the
+    # time its partner needs (1.2-1.5x slower here with one other busy process).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return runtime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
 def _channel_peaks(proto: onnx.ModelProto, names: list[str], images: np.ndarray) -> list[np.ndarray]:
     """The largest value of each channel of the tensors ``names`` (N, C, H, W) of ``proto`` on ``images``."""
     if not names:
         return []
-    onnx, runtime = _module("onnx"), _module("onnxruntime")
+    onnx = _module("onnx")
     probe = onnx.ModelProto()
     probe.CopyFrom(proto)
     probe.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in names)
-    options = runtime.SessionOptions()
-    options.log_severity_level = 3
-    session = runtime.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = _cpu_session(probe)
     peaks = [np.zeros(0, np.float32)] * len(names)
     for batch in _Calibration(images).batches:
         found = [out.max(axis=(0, 2, 3)) for out in session.run(names, {INPUT: batch})]
@@ -507,14 +516,7 @@ class OnnxPredictor:
 
     def _session(self, head: str):
         if head not in self._sessions:
-            runtime = _module("onnxruntime")
-            options = runtime.SessionOptions()
-            options.log_severity_level = 3  # errors only: no warnings on stderr
-            # Threads that wait sleep instead of spinning: on a CPU shared with other work a spinning thread
-            # burns the time its partner needs (1.2-1.5x slower here with one other busy process).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            graph = _head_graph(self._proto, head).SerializeToString()
-            self._sessions[head] = runtime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+            self._sessions[head] = _cpu_session(_head_graph(self._proto, head))
         return self._sessions[head]
 
     def predict(self, images: np.ndarray, ink_gated: bool = False, batch_size: int = BATCH_SIZE) -> np.ndarray:
