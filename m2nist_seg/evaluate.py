@@ -62,6 +62,11 @@ def _check_images(images) -> np.ndarray:
     return images
 
 
+def _check_batch_size(batch_size) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise M2NISTError(f"batch_size: found {batch_size!r}, expected a positive integer")
+
+
 LabelMap = Literal["plain", "ink_gated"]
 
 
@@ -101,6 +106,7 @@ def _predictor(model: keras.Model, kinds: tuple[LabelMap, ...]):
 
 def _label_maps(model: keras.Model, images: np.ndarray, batch_size: int, kinds: tuple[LabelMap, ...]) -> list:
     images = _check_images(images)
+    _check_batch_size(batch_size)
     run = _predictor(model, kinds)
     batches = [run(tf.constant(images[start : start + batch_size])) for start in range(0, len(images), batch_size)]
     if not batches:

@@ -524,11 +524,10 @@ class OnnxPredictor:
 
         With ``ink_gated``, ink-free pixels are background and ink pixels take their most likely digit.
         """
-        from m2nist_seg.evaluate import _check_images
+        from m2nist_seg.evaluate import _check_batch_size, _check_images
 
         images = _check_images(images)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise M2NISTError(f"batch_size: found {batch_size!r}, expected a positive integer")
+        _check_batch_size(batch_size)
         head = "ink_gated" if ink_gated else "labels"
         session = self._session(head)
         batches = [

@@ -86,6 +86,12 @@ def test_predict_rejects_other_input(small_model, images, message):
         evaluate.predict(small_model, images)
 
 
+@pytest.mark.parametrize("batch_size", [0, -3, 2.5])
+def test_predict_rejects_a_bad_batch_size(small_model, batch_size):
+    with pytest.raises(M2NISTError, match=f"batch_size: found {batch_size}, expected a positive integer"):
+        evaluate.predict(small_model, np.zeros((2, 64, 84), np.uint8), batch_size=batch_size)
+
+
 def test_ink_gated_prediction_is_background_exactly_off_ink(small_model, test_split):
     gated = evaluate.predict(small_model, test_split.images, ink_gated=True)
     np.testing.assert_array_equal(gated == data.BACKGROUND, test_split.images == 0)
