@@ -12,7 +12,7 @@ the files.
 
 import argparse
 
-from m2nist_seg import experiments
+from m2nist_seg.training import experiments
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ KERAS = "keras predict"
 
 def graphs(model, folder: Path, calibration_images: np.ndarray) -> dict[str, Path]:
     """The float32 and int8 graph files: the shipped ones, or fresh exports into ``folder``."""
-    from m2nist_seg import export
+    from m2nist_seg.deploy import export
 
     files = {"onnx float32": export.SHIPPED_ONNX, "onnx int8": export.SHIPPED_INT8}
     for name, path in files.items():
@@ -42,8 +42,10 @@ def main() -> None:
     args = parser.parse_args()
     require_idle(args.force)
 
-    from m2nist_seg import data, evaluate, export
-    from m2nist_seg.settings import SHIPPED_MODEL
+    from m2nist_seg import data
+    from m2nist_seg.core.settings import SHIPPED_MODEL
+    from m2nist_seg.deploy import export
+    from m2nist_seg.evaluation import evaluate
 
     model = evaluate.load_model(SHIPPED_MODEL)
     splits = data.load("generated")

@@ -12,9 +12,11 @@ import time
 import keras
 from timing import add_force_option, require_idle
 
-from m2nist_seg import data, evaluate, export
+from m2nist_seg import data
+from m2nist_seg.core.settings import SHIPPED_MODEL
+from m2nist_seg.deploy import export
+from m2nist_seg.evaluation import evaluate
 from m2nist_seg.model import count_params
-from m2nist_seg.settings import SHIPPED_MODEL
 
 
 def main() -> None:

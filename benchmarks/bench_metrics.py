@@ -8,7 +8,8 @@ import argparse
 import numpy as np
 from timing import add_force_option, best_of, require_idle
 
-from m2nist_seg import data, metrics
+from m2nist_seg import data
+from m2nist_seg.evaluation import metrics
 
 
 def main() -> None:

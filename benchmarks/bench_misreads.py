@@ -1,7 +1,7 @@
 """Whole digits read as another digit by a model with the ink gate, on familiar and on unseen handwriting.
 
 A digit placement is misread when most of its ink pixels are labelled as another digit
-(:func:`m2nist_seg.analysis.misread_placements`). The validation split holds val-pool digits and the test
+(:func:`m2nist_seg.evaluation.analysis.misread_placements`). The validation split holds val-pool digits and the test
 split test-pool digits: both are handwriting that training never saw.
 
 Run: python benchmarks/bench_misreads.py [--model PATH]
@@ -12,8 +12,9 @@ import argparse
 
 import keras
 
-from m2nist_seg import analysis, data, evaluate
-from m2nist_seg.settings import SHIPPED_MODEL
+from m2nist_seg import data
+from m2nist_seg.core.settings import SHIPPED_MODEL
+from m2nist_seg.evaluation import analysis, evaluate
 
 
 def main() -> None:

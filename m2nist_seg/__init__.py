@@ -4,9 +4,9 @@ The package holds the logic that the tutorial notebooks import:
 
 - :mod:`m2nist_seg.data` loads, generates and validates M2NIST arrays;
 - :mod:`m2nist_seg.model` builds the CNN encoder with its FCN-8/16/32 decoder;
-- :mod:`m2nist_seg.metrics` and :mod:`m2nist_seg.losses` score and train it;
-- :mod:`m2nist_seg.train` and :mod:`m2nist_seg.evaluate` run the main job;
-- :mod:`m2nist_seg.plots` draws the figures.
+- :mod:`m2nist_seg.evaluation.metrics` and :mod:`m2nist_seg.model.losses` score and train it;
+- :mod:`m2nist_seg.training.train` and :mod:`m2nist_seg.evaluation.evaluate` run the main job;
+- :mod:`m2nist_seg.viz.plots` draws the figures.
 
 Importing the package imports TensorFlow with its C++ start-up chatter (CUDA probing on a machine without a
 GPU, and the like) kept out of the output, and TensorFlow's Python logger set to errors only, so that
@@ -42,8 +42,11 @@ with _native_stderr_silenced():
 # TensorFlow's Python-level advice (e.g. on retracing when several models are compared) is not for learners.
 tensorflow.get_logger().setLevel("ERROR")
 
-from m2nist_seg import losses, metrics  # noqa: E402, F401  (registers the custom Keras objects for loading)
-from m2nist_seg.errors import M2NISTError  # noqa: E402
+# The package's custom Keras objects (losses, the streaming metric) are registered on import, so that
+# keras.models.load_model reads any model this package saved.
+from m2nist_seg.core.errors import M2NISTError  # noqa: E402
+from m2nist_seg.evaluation import metrics  # noqa: E402, F401
+from m2nist_seg.model import losses  # noqa: E402, F401
 
 __all__ = ["M2NISTError"]
 __version__ = "0.1.0"

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from m2nist_seg import classroom, data
-from m2nist_seg.atomic import atomic_path
-from m2nist_seg.errors import M2NISTError
-from m2nist_seg.settings import SHIPPED_MODEL
+from m2nist_seg import data
+from m2nist_seg.core.atomic import atomic_path
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.core.settings import SHIPPED_MODEL
+from m2nist_seg.teaching import classroom
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -75,7 +76,7 @@ def cmd_generate(args) -> None:
 
 
 def _train_config(args):
-    from m2nist_seg.train import TrainConfig
+    from m2nist_seg.training.train import TrainConfig
 
     return TrainConfig(
         name=args.name,
@@ -104,7 +105,8 @@ def _train_config(args):
 def _write_run_figures(report: dict, run_dir: Path, model, split) -> None:
     import pandas as pd
 
-    from m2nist_seg import evaluate, metrics, plots
+    from m2nist_seg.evaluation import evaluate, metrics
+    from m2nist_seg.viz import plots
 
     figures = run_dir / "figures"
     plots.save_figure(
@@ -121,7 +123,8 @@ def _write_run_figures(report: dict, run_dir: Path, model, split) -> None:
 
 
 def cmd_train(args) -> None:
-    from m2nist_seg import evaluate, train
+    from m2nist_seg.evaluation import evaluate
+    from m2nist_seg.training import train
 
     config = _train_config(args)
     _make_folder(Path(config.output_dir), "--output-dir")
@@ -137,13 +140,13 @@ def cmd_train(args) -> None:
 def _model(path: str):
     """A ``.keras`` model, or the path of an exported ``.onnx`` graph, which ``evaluate.predict`` loads (and
     checks) once and runs with ONNX Runtime."""
-    from m2nist_seg import evaluate
+    from m2nist_seg.evaluation import evaluate
 
     return path if Path(path).suffix == ".onnx" else evaluate.load_model(path)
 
 
 def cmd_export(args) -> None:
-    from m2nist_seg import export
+    from m2nist_seg.deploy import export
 
     shipped = export.export_shipped(args.model, overwrite=args.overwrite)
     for name, path, parity in (
@@ -158,7 +161,7 @@ def cmd_export(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from m2nist_seg import evaluate
+    from m2nist_seg.evaluation import evaluate
 
     if args.out:
         _refuse_overwrite(Path(args.out), "--out", args.overwrite)
@@ -188,7 +191,8 @@ def _read_input(path: Path) -> np.ndarray:
 
 
 def cmd_predict(args) -> None:
-    from m2nist_seg import evaluate, plots
+    from m2nist_seg.evaluation import evaluate
+    from m2nist_seg.viz import plots
 
     _refuse_overwrite(Path(args.out), "--out", args.overwrite)
     images = _read_input(Path(args.input))
@@ -227,7 +231,7 @@ def cmd_classroom_check(args) -> None:
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     from m2nist_seg.model import VARIANTS
-    from m2nist_seg.train import LOSSES, PRECISIONS, TrainConfig
+    from m2nist_seg.training.train import LOSSES, PRECISIONS, TrainConfig
 
     default = TrainConfig()
     option = parser.add_argument

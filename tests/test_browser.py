@@ -20,7 +20,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-from m2nist_seg import plots, settings
+from m2nist_seg.core import settings
+from m2nist_seg.viz import plots
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -12,9 +12,13 @@ import numpy as np
 import pytest
 from keras import layers, ops
 
-from m2nist_seg import checks, data, exercises, losses, metrics, settings
+from m2nist_seg import data
 from m2nist_seg import model as fcn
-from m2nist_seg.metrics import MeanDigitIoU
+from m2nist_seg.core import settings
+from m2nist_seg.evaluation import metrics
+from m2nist_seg.evaluation.metrics import MeanDigitIoU
+from m2nist_seg.model import losses
+from m2nist_seg.teaching import checks, exercises
 
 
 @pytest.fixture(autouse=True)

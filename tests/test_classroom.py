@@ -10,9 +10,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from m2nist_seg import classroom, cli
-from m2nist_seg.errors import M2NISTError
-from m2nist_seg.settings import PROJECT_ROOT
+from m2nist_seg import cli
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.core.settings import PROJECT_ROOT
+from m2nist_seg.teaching import classroom
 
 DICE = textwrap.dedent(
     '''\

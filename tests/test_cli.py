@@ -182,7 +182,7 @@ def test_the_real_entry_point_prints_no_traceback(tmp_path):
 
 
 def test_predict_and_evaluate_run_an_exported_onnx_graph(tmp_path, capsys):
-    from m2nist_seg.settings import MODELS_DIR
+    from m2nist_seg.core.settings import MODELS_DIR
 
     images, _ = data.generate_labels(2, seed=3)
     np.save(tmp_path / "x.npy", images.astype(np.int64))

@@ -14,8 +14,8 @@ import pytest
 from conftest import real_sample
 
 from m2nist_seg import data
+from m2nist_seg.core.errors import M2NISTError
 from m2nist_seg.data import splits as splits_module
-from m2nist_seg.errors import M2NISTError
 
 
 def save_kaggle(directory: Path, images: np.ndarray, masks: np.ndarray) -> Path:

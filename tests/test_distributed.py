@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from m2nist_seg import distributed, evaluate
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.evaluation import evaluate
+from m2nist_seg.training import distributed
 
-# tests/test_train.py's TINY run, as the options of `python -m m2nist_seg.distributed worker`.
+# tests/test_train.py's TINY run, as the options of `python -m m2nist_seg.training.distributed worker`.
 TINY_OPTIONS = [
     "--n-images", "120", "--epochs", "3", "--batch-size", "16", "--widths", "8", "8", "16", "16", "16",
     "--convs-per-block", "1", "1", "1", "1", "1", "--decoder-width", "16", "--threads", "1",
@@ -85,7 +86,7 @@ def test_workers_past_the_timeout_are_killed():
         (["launch", "--timeout", "0"], "timeout: found 0, expected a positive number of seconds"),
         (["launch", "--", "--epochs", "0"], "epochs: found '?0'?"),
         (["launch", "--", "--widths", "8", "--elastic-epochs", "2"], "elastic_epochs: found 2 with distort_digits"),
-        (["train"], "usage: python -m m2nist_seg.distributed {launch,worker}"),
+        (["train"], "usage: python -m m2nist_seg.training.distributed {launch,worker}"),
     ],
 )
 def test_launcher_checks_its_options_before_starting_workers(argv, message, capsys):

@@ -6,9 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from m2nist_seg import analysis, cli, data, evaluate, metrics, plots
+from m2nist_seg import cli, data
 from m2nist_seg import model as fcn
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.evaluation import analysis, evaluate, metrics
+from m2nist_seg.viz import plots
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def assert_argmax_where_decided(labels: np.ndarray, probs: np.ndarray) -> None:
 
 
 def test_predict_matches_the_model_argmax(test_split):
-    from m2nist_seg.settings import SHIPPED_MODEL
+    from m2nist_seg.core.settings import SHIPPED_MODEL
 
     trained = evaluate.load_model(SHIPPED_MODEL)
     probs = trained.predict(test_split.images[..., None].astype(np.float32), verbose=0)

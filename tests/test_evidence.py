@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from m2nist_seg import experiments
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.training import experiments
 
 ROOT = Path(__file__).resolve().parents[1]
 

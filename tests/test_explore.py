@@ -4,9 +4,12 @@ import keras
 import numpy as np
 import pytest
 
-from m2nist_seg import data, evaluate, explore, metrics, settings
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg import data
+from m2nist_seg.core import settings
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.evaluation import evaluate, metrics
 from m2nist_seg.model import build_fcn
+from m2nist_seg.teaching import explore
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from keras import layers
 
-from m2nist_seg import data, evaluate, export
+from m2nist_seg import data
 from m2nist_seg import model as fcn
-from m2nist_seg.errors import M2NISTError
-from m2nist_seg.settings import SHIPPED_MODEL
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.core.settings import SHIPPED_MODEL
+from m2nist_seg.deploy import export
+from m2nist_seg.evaluation import evaluate
 
 pytest.importorskip("onnxruntime")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from m2nist_seg import settings
+from m2nist_seg.core import settings
 
 PROJECT = settings.PROJECT_ROOT
 COPIED = ["pyproject.toml", "README.md", "m2nist_seg", "models"]

@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from m2nist_seg import data, losses, metrics
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg import data
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.evaluation import metrics
+from m2nist_seg.model import losses
 
 BG = data.BACKGROUND
 

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from m2nist_seg import data, losses, metrics
+from m2nist_seg import data
 from m2nist_seg import model as fcn
+from m2nist_seg.evaluation import metrics
+from m2nist_seg.model import losses
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,12 @@ import pytest  # noqa: E402
 from matplotlib.collections import QuadMesh  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from m2nist_seg import data, evaluate, experiments, metrics, plots  # noqa: E402
+from m2nist_seg import data  # noqa: E402
 from m2nist_seg import model as fcn  # noqa: E402
-from m2nist_seg.train import PredictionRecorder  # noqa: E402
+from m2nist_seg.evaluation import evaluate, metrics
+from m2nist_seg.training import experiments
+from m2nist_seg.training.train import PredictionRecorder  # noqa: E402
+from m2nist_seg.viz import plots
 
 SHAPE = re.compile(r"^\d+×\d+×\d+$")
 TINY = {"widths": (8, 8, 16, 16, 16), "convs_per_block": (1, 1, 1, 1, 1), "decoder_width": 16}
@@ -269,7 +272,7 @@ def test_variant_comparison():
 
 
 def test_error_map_colours_each_wrong_pixel_by_its_cause():
-    from m2nist_seg import analysis
+    from m2nist_seg.evaluation import analysis
 
     truth = np.full((64, 84), data.BACKGROUND, dtype=np.uint8)
     truth[10:20, 10:20] = 4
@@ -304,7 +307,7 @@ def test_ink_edges_shows_the_values_and_lightens_faint_ink():
     [({}, False), ({"M2NIST_SAVE_FIGURES": "1"}, True), ({"M2NIST_SAVE_FIGURES": "1", "M2NIST_QUICK": "1"}, False)],
 )
 def test_key_figures_are_written_only_when_asked(tmp_path, monkeypatch, environment, saved):
-    from m2nist_seg import settings
+    from m2nist_seg.core import settings
 
     for name in ("M2NIST_SAVE_FIGURES", "M2NIST_QUICK"):
         monkeypatch.delenv(name, raising=False)

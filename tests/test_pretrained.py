@@ -7,9 +7,10 @@ from pathlib import Path
 import keras
 import pytest
 
-from m2nist_seg import data, evaluate
+from m2nist_seg import data
+from m2nist_seg.core.settings import SHIPPED_MODEL
+from m2nist_seg.evaluation import evaluate
 from m2nist_seg.model import count_params
-from m2nist_seg.settings import SHIPPED_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = SHIPPED_MODEL.with_name("report.json")

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from conftest import TINY
 
-from m2nist_seg.errors import M2NISTError
-from m2nist_seg.train import TrainConfig, train
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.training.train import TrainConfig, train
 
 EPOCHS = 4
 DRIVER = textwrap.dedent(
@@ -26,7 +26,7 @@ DRIVER = textwrap.dedent(
 
     import m2nist_seg  # noqa: F401
     import keras
-    from m2nist_seg import train as training
+    from m2nist_seg.training import train as training
 
     out, kill = sys.argv[1], sys.argv[2]
     where, _, when = kill.partition(":")

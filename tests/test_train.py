@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from conftest import TINY
 
-from m2nist_seg import settings
-from m2nist_seg.errors import M2NISTError
-from m2nist_seg.train import TrainConfig, compile_default, train
+from m2nist_seg.core import settings
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.training.train import TrainConfig, compile_default, train
 
 
 def tiny_config(tmp_path, **overrides) -> TrainConfig:
@@ -44,7 +44,7 @@ def test_progress_is_printed_each_epoch(tmp_path, capsys):
 
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
-    from m2nist_seg import train as training
+    from m2nist_seg.training import train as training
 
     first_epochs = []
     real_fresh = training.fresh_training_data
@@ -80,8 +80,8 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
 
 
 def test_a_learners_model_and_compile_step_train_in_place_of_the_defaults(tmp_path):
-    from m2nist_seg import metrics
     from m2nist_seg import model as fcn
+    from m2nist_seg.evaluation import metrics
 
     built, compiled = [], []
 
@@ -148,7 +148,7 @@ def run_python(code: str, tmp_path: Path) -> str:
 def test_same_seed_gives_identical_metrics(tmp_path):
     code = f"""
         import json
-        from m2nist_seg.train import TrainConfig, compile_default, train
+        from m2nist_seg.training.train import TrainConfig, compile_default, train
         reports = [
             train(TrainConfig(**{TINY!r}, output_dir=r"{tmp_path}", name=f"run{{i}}", deterministic=True))
             for i in range(2)
@@ -166,7 +166,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from m2nist_seg.train import TrainConfig, compile_default, train
+        from m2nist_seg.training.train import TrainConfig, compile_default, train
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         report = train(TrainConfig(**{TINY!r}, output_dir=r"{tmp_path}", name="mirrored"), strategy=strategy)
         print("replicas", strategy.num_replicas_in_sync, "miou", report["mean_digit_iou"])
@@ -184,7 +184,8 @@ def test_batch_level_losses_count_once_under_a_mirrored_strategy(tmp_path):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from m2nist_seg import data, losses
+        from m2nist_seg import data
+        from m2nist_seg.model import losses
         labels = data.generate_labels(4, seed=0)[1].astype("int32")
         probs = np.random.default_rng(0).dirichlet(np.ones(11), size=labels.shape).astype("float32")
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -228,7 +229,7 @@ def generator_calls(monkeypatch) -> list[dict]:
 
 
 def test_fresh_digits_change_every_epoch_and_use_only_the_train_pool(tmp_path, generator_calls):
-    from m2nist_seg.train import fresh_training_data
+    from m2nist_seg.training.train import fresh_training_data
 
     batches = fresh_training_data(tiny_config(tmp_path, distort_digits=True), 32).take(4)
     images = [x.numpy()[..., 0] for x, _ in batches]
@@ -239,7 +240,7 @@ def test_fresh_digits_change_every_epoch_and_use_only_the_train_pool(tmp_path, g
 
 @pytest.mark.parametrize("first_epoch", [0, 1])
 def test_elastic_warping_only_in_the_first_elastic_epochs(tmp_path, generator_calls, first_epoch):
-    from m2nist_seg.train import fresh_training_data
+    from m2nist_seg.training.train import fresh_training_data
 
     config = tiny_config(tmp_path, distort_digits=True, elastic_epochs=2)
     list(fresh_training_data(config, 16, first_epoch=first_epoch).take(4 - first_epoch))

@@ -1,5 +1,7 @@
 """M2NIST data: Kaggle's files, the public zip, or the offline generator; splits and the tf.data pipeline.
 
+- :mod:`~m2nist_seg.data.shapes`: the image size and the classes;
+- :mod:`~m2nist_seg.data.validation`: the validators every layer shares (images, label maps, batch sizes);
 - :mod:`~m2nist_seg.data.arrays`: the Kaggle layout (images uint8 (N, 64, 84), one-hot masks uint8
   (N, 64, 84, 11), label maps uint8 (N, 64, 84) with values 0–10), conversions, validation, ``.npy`` files;
 - :mod:`~m2nist_seg.data.download`: the public zip, verified and cached;
@@ -12,24 +14,15 @@ Training works on label maps (11× smaller than one-hot masks); :func:`labels_to
 """
 
 from m2nist_seg.data.arrays import (
-    BACKGROUND,
-    CLASS_NAMES,
-    HEIGHT,
-    IMAGE_SHAPE,
     IMAGES_FILE,
     MASKS_FILE,
-    NUM_CLASSES,
-    NUM_DIGITS,
-    WIDTH,
     Statistics,
-    check_labels,
     default_cache_dir,
     labels_to_masks,
     load_arrays,
     masks_to_labels,
     read_npy,
     statistics,
-    to_uint8_images,
     validate_arrays,
 )
 from m2nist_seg.data.download import M2NIST_SHA256, M2NIST_URL, download, sha256_of
@@ -54,6 +47,7 @@ from m2nist_seg.data.generator import (
     slot_boxes,
 )
 from m2nist_seg.data.pipeline import make_dataset, to_model_inputs
+from m2nist_seg.data.shapes import BACKGROUND, CLASS_NAMES, HEIGHT, IMAGE_SHAPE, NUM_CLASSES, NUM_DIGITS, WIDTH
 from m2nist_seg.data.splits import (
     SOURCES,
     Layouts,
@@ -65,6 +59,7 @@ from m2nist_seg.data.splits import (
     split_seeds,
     split_sizes,
 )
+from m2nist_seg.data.validation import check_batch_size, check_images, check_labels, to_uint8_images
 
 __all__ = [
     "BACKGROUND",
@@ -93,6 +88,8 @@ __all__ = [
     "Split",
     "Splits",
     "Statistics",
+    "check_batch_size",
+    "check_images",
     "check_labels",
     "default_cache_dir",
     "digit_pool",

@@ -13,14 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.data.shapes import HEIGHT, IMAGE_SHAPE, NUM_CLASSES, NUM_DIGITS, WIDTH
+from m2nist_seg.data.validation import check_labels, to_uint8_images
 
-HEIGHT, WIDTH = 64, 84
-IMAGE_SHAPE = (HEIGHT, WIDTH)
-NUM_CLASSES = 11
-NUM_DIGITS = 10
-BACKGROUND = 10
-CLASS_NAMES = tuple(str(d) for d in range(NUM_DIGITS)) + ("background",)
 IMAGES_FILE = "combined.npy"
 MASKS_FILE = "segmented.npy"
 
@@ -28,18 +24,6 @@ MASKS_FILE = "segmented.npy"
 def default_cache_dir() -> Path:
     """Where downloads and generated data are cached: ``$M2NIST_CACHE`` or ``~/.cache/m2nist_seg``."""
     return Path(os.environ.get("M2NIST_CACHE", Path.home() / ".cache" / "m2nist_seg"))
-
-
-def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
-    """``labels`` as an array of class ids 0–10; raise :class:`M2NISTError` naming ``name`` on other values."""
-    labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise M2NISTError(f"{name}: found dtype {labels.dtype}, expected integer class ids 0–{NUM_CLASSES - 1}")
-    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise M2NISTError(
-            f"{name}: found values in [{labels.min()}, {labels.max()}], expected class ids 0–{NUM_CLASSES - 1}"
-        )
-    return labels
 
 
 def labels_to_masks(labels: np.ndarray) -> np.ndarray:
@@ -54,26 +38,6 @@ def masks_to_labels(masks: np.ndarray) -> np.ndarray:
     if masks.shape[-1:] != (NUM_CLASSES,):
         raise M2NISTError(f"masks: found shape {masks.shape}, expected a last axis of {NUM_CLASSES} channels")
     return masks.argmax(axis=-1).astype(np.uint8)
-
-
-def to_uint8_images(images: np.ndarray, name: str = "images") -> np.ndarray:
-    """Any integer or float array of whole numbers 0–255 (no NaN) → uint8 of the same shape.
-
-    Kaggle's files hold int64 (as released), int32 or float32 pixels; all are accepted. Raises
-    :class:`M2NISTError` naming ``name`` on another dtype or on values outside 0–255.
-    """
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images
-    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
-        raise M2NISTError(f"{name}: found dtype {images.dtype}, expected integer or float pixel values 0–255")
-    if np.issubdtype(images.dtype, np.floating) and np.isnan(images).any():
-        raise M2NISTError(f"{name}: found NaN, expected pixel values 0–255")
-    if images.size and (images.min() < 0 or images.max() > 255):
-        raise M2NISTError(f"{name}: found values in [{images.min()}, {images.max()}], expected pixel values 0–255")
-    if images.size and not np.array_equal(images, np.round(images)):
-        raise M2NISTError(f"{name}: found fractional values, expected whole pixel values 0–255")
-    return images.astype(np.uint8)
 
 
 def validate_arrays(images: np.ndarray, masks: np.ndarray, origin: str = "arrays") -> tuple[np.ndarray, np.ndarray]:

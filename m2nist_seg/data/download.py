@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from m2nist_seg.atomic import atomic_path
+from m2nist_seg.core.atomic import atomic_path
+from m2nist_seg.core.errors import M2NISTError
 from m2nist_seg.data.arrays import IMAGES_FILE, MASKS_FILE, default_cache_dir, load_arrays
-from m2nist_seg.errors import M2NISTError
 
 M2NIST_URL = "https://storage.googleapis.com/tensorflow-1-public/tensorflow-3-temp/m2nist.zip"
 # The zip's SHA-256 is not recorded: its host cannot be reached from where this package is built, so no copy

@@ -13,8 +13,9 @@ from typing import Literal
 
 import numpy as np
 
-from m2nist_seg.data.arrays import BACKGROUND, HEIGHT, NUM_DIGITS, WIDTH, labels_to_masks
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.data.arrays import labels_to_masks
+from m2nist_seg.data.shapes import BACKGROUND, HEIGHT, NUM_DIGITS, WIDTH
 
 DIGIT_SIZE = 28
 MAX_DIGITS = 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg.core.errors import M2NISTError
 
 
 def make_dataset(

@@ -10,11 +10,11 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from m2nist_seg.atomic import atomic_path
+from m2nist_seg.core.atomic import atomic_path
+from m2nist_seg.core.errors import M2NISTError
 from m2nist_seg.data.arrays import default_cache_dir, labels_to_masks, load_arrays, masks_to_labels
 from m2nist_seg.data.download import M2NIST_SHA256, M2NIST_URL, download
 from m2nist_seg.data.generator import GENERATOR_VERSION, Layout, Pool, render, sample_layout
-from m2nist_seg.errors import M2NISTError
 
 log = logging.getLogger(__name__)
 

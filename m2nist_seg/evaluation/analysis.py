@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from m2nist_seg import data
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg.core.errors import M2NISTError
 
 CAUSES = ("misread digit", "overlap", "boundary", "wrong digit", "missed ink", "spurious digit")
 MISREAD_SHARE = 0.5

@@ -23,7 +23,7 @@ QUICK_VARIABLE = "M2NIST_QUICK"
 STRICT_VARIABLE = "M2NIST_STRICT"
 SAVE_FIGURES_VARIABLE = "M2NIST_SAVE_FIGURES"
 _TRUE = {"1", "true", "yes", "on"}
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # m2nist_seg/, this file being m2nist_seg/core/settings.py
 PROJECT_ROOT = PACKAGE_DIR.parent
 IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "notebooks").is_dir()
 # The shipped model lives in the checkout's models/; an installed package carries it as package data.

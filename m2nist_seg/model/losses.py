@@ -20,8 +20,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from m2nist_seg.core.errors import M2NISTError
 from m2nist_seg.data import NUM_CLASSES, NUM_DIGITS
-from m2nist_seg.errors import M2NISTError
 
 EPSILON = 1e-6
 

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 from keras import layers
 
+from m2nist_seg.core.errors import M2NISTError
 from m2nist_seg.data import HEIGHT, NUM_CLASSES, WIDTH
-from m2nist_seg.errors import M2NISTError
 
 Variant = Literal["fcn8", "fcn16", "fcn32"]
 VARIANTS: tuple[str, ...] = ("fcn8", "fcn16", "fcn32")
@@ -80,7 +80,7 @@ def feature_shapes(
     The encoder stages are ``block1`` (its stride-2 convolution halves the size: there is no pooling layer) and
     ``pool2`` … ``pool5``; the decoder's are ``score_pool5``, one ``fuse_pool{k}`` per skip connection, the last
     upsampling and the cropped ``output``. A pure function of the arguments; a notebook uses it to draw the
-    architecture (:func:`m2nist_seg.plots.plot_fcn_wiring`).
+    architecture (:func:`m2nist_seg.viz.plots.plot_fcn_wiring`).
     """
     _check_variant(variant)
     height, width = input_shape
@@ -219,7 +219,7 @@ def fold_batch_norm(model: keras.Model, into: keras.Model | None = None) -> kera
 
     In inference, conv → batch norm computes γ·(W∗x − μ)/√(σ² + ε) + β: one convolution with kernel W·s and
     bias β − μ·s, where s = γ/√(σ² + ε). The copy gives the same outputs up to float rounding, with two fewer
-    passes over every encoder feature map; :func:`m2nist_seg.evaluate.predict` runs it. ``into``, an earlier
+    passes over every encoder feature map; :func:`m2nist_seg.evaluation.evaluate.predict` runs it. ``into``, an earlier
     copy of the same model, is refreshed with the current weights instead of building a new one.
     """
     if into is None:

@@ -19,9 +19,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from m2nist_seg.atomic import atomic_path
-from m2nist_seg.errors import M2NISTError
-from m2nist_seg.settings import PROJECT_ROOT
+from m2nist_seg.core.atomic import atomic_path
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.core.settings import PROJECT_ROOT
 
 SOURCE_DIR = PROJECT_ROOT / "notebooks"
 TARGET_DIR = PROJECT_ROOT / "classroom"

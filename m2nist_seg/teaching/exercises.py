@@ -5,7 +5,8 @@ The reference functions have the exercises' signatures, so a notebook can fall b
 - :func:`reference_conv_block`, :func:`reference_encoder` and :func:`reference_fcn8_decoder` build the same
   layers as :func:`m2nist_seg.model.build_fcn` does;
 - :func:`reference_iou_dice`, :func:`reference_dice_loss` and :func:`reference_compile` wrap
-  :mod:`m2nist_seg.metrics`, :mod:`m2nist_seg.losses` and the compile step of :func:`m2nist_seg.train.train`.
+  :mod:`m2nist_seg.evaluation.metrics`, :mod:`m2nist_seg.model.losses` and the compile step of
+  :func:`m2nist_seg.training.train.train`.
 
 The glue: :func:`assemble_fcn8` joins an encoder and a decoder into a model, :func:`mine_or_reference` picks the
 learner's function once its check passes, and :func:`remember_model` / :func:`recall_model` carry the learner's
@@ -23,13 +24,17 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from m2nist_seg import data, evaluate, losses, metrics, settings, train
+from m2nist_seg import data
 from m2nist_seg import model as fcn
-from m2nist_seg.atomic import atomic_path
+from m2nist_seg.core import settings
+from m2nist_seg.core.atomic import atomic_path
 from m2nist_seg.data import HEIGHT, NUM_CLASSES, WIDTH
+from m2nist_seg.evaluation import evaluate, metrics
+from m2nist_seg.model import losses
+from m2nist_seg.training import train
 
 if TYPE_CHECKING:
-    from m2nist_seg.checks import CheckResult
+    from m2nist_seg.teaching.checks import CheckResult
 
 T = TypeVar("T")
 
@@ -97,16 +102,16 @@ def reference_dice_loss(y_true_onehot, y_pred_probs):
     """1 − mean soft Dice over the digit classes present in the truth: a float32 scalar tensor.
 
     ``y_true_onehot``: one-hot float32 (B, 64, 84, 11); ``y_pred_probs``: softmax probabilities, same shape.
-    The same loss as :class:`m2nist_seg.losses.SoftDiceLoss`, which takes integer label maps instead.
+    The same loss as :class:`m2nist_seg.model.losses.SoftDiceLoss`, which takes integer label maps instead.
     """
     return losses.SoftDiceLoss()(ops.argmax(y_true_onehot, axis=-1), y_pred_probs)
 
 
 def reference_compile(model: keras.Model) -> None:
-    """Compile ``model`` as :func:`m2nist_seg.train.train` does by default.
+    """Compile ``model`` as :func:`m2nist_seg.training.train.train` does by default.
 
     Adam with a cosine-decayed learning rate (over :data:`DECAY_STEPS` steps), cross-entropy + soft Dice
-    (:class:`~m2nist_seg.losses.CombinedLoss`) and the mean digit IoU metric that training checkpoints on.
+    (:class:`~m2nist_seg.model.losses.CombinedLoss`) and the mean digit IoU metric that training checkpoints on.
     """
     schedule = keras.optimizers.schedules.CosineDecay(_DEFAULT_RUN.learning_rate, decay_steps=DECAY_STEPS)
     model.compile(

@@ -26,8 +26,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from m2nist_seg import data, evaluate, metrics, plots, settings
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg import data
+from m2nist_seg.core import settings
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.evaluation import evaluate, metrics
+from m2nist_seg.viz import plots
 
 if TYPE_CHECKING:
     import ipywidgets

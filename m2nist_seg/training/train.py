@@ -5,7 +5,7 @@ A run writes to ``runs/<name>/``:
 - ``model.keras``: the model of the epoch with the best validation mean digit IoU, saved for inference
   (without optimizer state or compile settings: ``model.compile(...)`` it again to train further);
 - ``history.csv``: loss and digit mIoU per epoch, train and validation;
-- ``report.json``: the evaluation of ``model.keras`` on the test split (see :mod:`m2nist_seg.evaluate`);
+- ``report.json``: the evaluation of ``model.keras`` on the test split (see :mod:`m2nist_seg.evaluation.evaluate`);
 - while training runs, ``state.json`` (the last finished epoch, written atomically after that epoch's backup),
   ``backup/`` (weights and optimizer state of that epoch) and ``.best-epoch-N.keras`` (the best checkpoint so
   far), so that an interrupted run resumes exactly where it stopped when called again with the same config.
@@ -17,7 +17,7 @@ split only; the test split is scored once, at the end.
 Distribution: ``train`` builds the model inside a ``tf.distribute`` strategy's scope. The default is the
 one-device strategy; pass ``tf.distribute.MirroredStrategy()`` for several GPUs, or
 ``MultiWorkerMirroredStrategy()`` (configured by ``TF_CONFIG``) for several machines: then a custom training
-loop replaces ``fit`` and only the chief writes the run folder (see :mod:`m2nist_seg.distributed`, which also
+loop replaces ``fit`` and only the chief writes the run folder (see :mod:`m2nist_seg.training.distributed`, which also
 launches the workers).
 """
 
@@ -38,11 +38,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from m2nist_seg import data, distributed, losses, metrics
+from m2nist_seg import data
 from m2nist_seg import model as fcn
-from m2nist_seg.atomic import atomic_path
-from m2nist_seg.errors import M2NISTError
-from m2nist_seg.settings import RUNS_DIR, SHIPPED_MODEL
+from m2nist_seg.core.atomic import atomic_path
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.core.settings import RUNS_DIR, SHIPPED_MODEL
+from m2nist_seg.evaluation import metrics
+from m2nist_seg.model import losses
+from m2nist_seg.training import distributed
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +225,7 @@ def make_loss(name: LossName, train_labels: np.ndarray) -> keras.losses.Loss:
 
 def compile_default(model: keras.Model, config: TrainConfig, steps_per_epoch: int, train_labels: np.ndarray) -> None:
     """The default compile step: Adam, the config's loss (class weights, where used, from ``train_labels``
-    (N, 64, 84)) and :class:`~m2nist_seg.metrics.MeanDigitIoU`.
+    (N, 64, 84)) and :class:`~m2nist_seg.evaluation.metrics.MeanDigitIoU`.
 
     The learning rate rises linearly from 0 to ``config.learning_rate`` over the first ``config.warmup_epochs``
     epochs (none by default), then decays to 0 along a cosine over the remaining epochs.
@@ -446,7 +449,7 @@ def train(
     ``report["training"]["run"]``: see :func:`choose_run_dir`). A run interrupted while training resumes from
     its last recorded epoch when called again with the same config.
     """
-    from m2nist_seg import evaluate
+    from m2nist_seg.evaluation import evaluate
 
     config = config or TrainConfig()
     config.validate()
@@ -570,8 +573,8 @@ class PredictionRecorder(keras.callbacks.Callback):
     """Record the model's label maps for a few images after every epoch, to watch the predictions sharpen.
 
     ``images``: uint8 (n, 64, 84). After each epoch, ``label_maps`` gains one uint8 array (n, 64, 84) of
-    predicted labels (:func:`m2nist_seg.evaluate.predict`); :func:`m2nist_seg.plots.plot_prediction_strip`
-    draws them.
+    predicted labels (:func:`m2nist_seg.evaluation.evaluate.predict`);
+    :func:`m2nist_seg.viz.plots.plot_prediction_strip` draws them.
     """
 
     def __init__(self, images: np.ndarray):
@@ -580,6 +583,6 @@ class PredictionRecorder(keras.callbacks.Callback):
         self.label_maps: list[np.ndarray] = []
 
     def on_epoch_end(self, epoch, logs=None):
-        from m2nist_seg import evaluate
+        from m2nist_seg.evaluation import evaluate
 
         self.label_maps.append(evaluate.predict(self.model, self.images))

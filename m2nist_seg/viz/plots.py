@@ -21,10 +21,13 @@ import seaborn as sns
 from matplotlib.patches import Circle, Patch
 from matplotlib.text import Text
 
-from m2nist_seg import data, experiments, metrics, settings
-from m2nist_seg.atomic import atomic_path
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg import data
+from m2nist_seg.core import settings
+from m2nist_seg.core.atomic import atomic_path
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.evaluation import metrics
 from m2nist_seg.model import Stage
+from m2nist_seg.training import experiments
 
 BACKGROUND_COLOUR = (0.08, 0.08, 0.10)
 PALETTE = np.array([*sns.color_palette("tab10", data.NUM_DIGITS), BACKGROUND_COLOUR])
@@ -271,7 +274,8 @@ def save_key_figure(fig: plt.Figure, name: str) -> None:
 
 
 def plot_error_breakdown(table: pd.DataFrame, title: str = "Where the wrong pixels are") -> plt.Figure:
-    """Horizontal bars of the share of wrong pixels per cause, from :func:`m2nist_seg.analysis.error_breakdown`."""
+    """Horizontal bars of the share of wrong pixels per cause, from
+    :func:`m2nist_seg.evaluation.analysis.error_breakdown`."""
     fig, ax = plt.subplots(figsize=(7, 2.8))
     frame = table.reset_index()
     sns.barplot(frame, y="cause", x="share", hue="cause", palette="flare", legend=False, ax=ax)
@@ -297,9 +301,9 @@ def plot_error_map(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray, 
     """One image's errors by cause: image | truth | prediction | wrong pixels coloured by cause.
 
     ``image`` uint8 (64, 84); ``truth`` and ``predicted`` label maps uint8 (64, 84); ``causes`` int8 (64, 84)
-    from :func:`m2nist_seg.analysis.error_causes` (-1 where right). Right pixels are drawn in grey.
+    from :func:`m2nist_seg.evaluation.analysis.error_causes` (-1 where right). Right pixels are drawn in grey.
     """
-    from m2nist_seg.analysis import CAUSES
+    from m2nist_seg.evaluation.analysis import CAUSES
 
     colours = np.array([mcolors.to_rgb(c) for c in CAUSE_COLOURS])
     grey = np.repeat((np.asarray(image, dtype=np.float64) / 255.0 * 0.5)[..., None], 3, axis=-1)
@@ -568,7 +572,8 @@ def plot_iou_vs_dice(digit: np.ndarray) -> plt.Figure:
 
     ``digit``: uint8 (28, 28), an MNIST digit. (a) Two overlapping discs, intersection and union shaded;
     (b) Dice = 2·IoU / (1 + IoU) with the points of (a) and (c); (c) the digit's ink (> 0) as the truth
-    against the same mask shifted one pixel to the right. Scores come from :func:`m2nist_seg.metrics.iou_dice`.
+    against the same mask shifted one pixel to the right. Scores come from
+    :func:`m2nist_seg.evaluation.metrics.iou_dice`.
     """
     first, second = (_disc(centre) for centre in _DISC_CENTRES)
     truth = np.asarray(digit) > 0
@@ -686,7 +691,7 @@ def plot_output_comparison(images: np.ndarray, truth: np.ndarray, runs: Sequence
 
     ``images`` uint8 (n, 64, 84) and ``truth`` uint8 (n, 64, 84) label maps: the first n test images. Each run
     is a dict with ``arm``, ``seed``, ``test_mean_digit_iou`` and ``predictions`` (at least n label maps of
-    64×84, as :func:`m2nist_seg.experiments.encode_label_maps` stores them); each arm shows its lowest seed's
+    64×84, as :func:`m2nist_seg.training.experiments.encode_label_maps` stores them); each arm shows its lowest seed's
     predictions (seed 0), titled with its test mean digit IoU averaged over its seeds.
     """
     frame = pd.DataFrame(runs)
@@ -706,7 +711,7 @@ def plot_prediction_strip(images: np.ndarray, truth: np.ndarray, label_maps: Seq
     """How predictions sharpen while training: rows of image | one prediction per epoch | truth.
 
     ``images`` uint8 (n, 64, 84), ``truth`` uint8 (n, 64, 84) label maps, ``label_maps`` one uint8 (n, 64, 84)
-    array per epoch, as :class:`m2nist_seg.train.PredictionRecorder` records them.
+    array per epoch, as :class:`m2nist_seg.training.train.PredictionRecorder` records them.
     """
     columns = {f"epoch {k}": maps for k, maps in enumerate(label_maps, start=1)} | {"truth": truth}
     return _image_grid(columns, images, width=1.5, height=1.05)
@@ -765,7 +770,7 @@ def _arm_colours(runs: pd.DataFrame) -> dict[str, tuple]:
 
 
 def plot_loss_comparison(result: dict) -> plt.Figure:
-    """The ``losses`` experiment (:func:`m2nist_seg.experiments.compare_losses`): each loss at each budget.
+    """The ``losses`` experiment (:func:`m2nist_seg.training.experiments.compare_losses`): each loss at each budget.
 
     ``result["runs"]`` holds dicts with ``arm`` (the loss), ``seed``, ``budget`` (epochs), ``history``
     (``val_digit_miou`` per epoch) and ``test_mean_digit_iou``. Left: validation curves at the longest
@@ -785,7 +790,7 @@ def plot_loss_comparison(result: dict) -> plt.Figure:
 
 
 def plot_variant_comparison(result: dict) -> plt.Figure:
-    """The ``variants`` experiment (:func:`m2nist_seg.experiments.compare_variants`): FCN-32 vs FCN-16 vs FCN-8.
+    """The ``variants`` experiment (:func:`m2nist_seg.training.experiments.compare_variants`): FCN-32 vs 16 vs 8.
 
     ``result["runs"]`` holds dicts with ``arm`` (``fcn32``, ``fcn16``, ``fcn8``), ``seed``, ``history``
     (``val_digit_miou`` per epoch) and ``test_mean_digit_iou``. Left: validation curves, one line per seed.

@@ -18,10 +18,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from m2nist_seg import data, metrics
+from m2nist_seg import data
 from m2nist_seg import model as fcn
-from m2nist_seg.atomic import atomic_path
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg.core.atomic import atomic_path
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.data.validation import check_batch_size, check_images
+from m2nist_seg.evaluation import metrics
+from m2nist_seg.evaluation.onnx_runtime import OnnxPredictor, load_onnx
 
 _predictors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -39,32 +42,6 @@ def load_model(path: str | os.PathLike) -> keras.Model:
             f"{path}: not a readable Keras model ({reason}); expected a complete .keras file saved by this package "
             "(is it truncated or corrupt?)"
         ) from None
-
-
-def _check_images(images) -> np.ndarray:
-    if not isinstance(images, np.ndarray):
-        raise M2NISTError(f"images: found {type(images).__name__}, expected a numpy array")
-    if np.issubdtype(images.dtype, np.integer) and images.dtype != np.uint8:
-        images = data.to_uint8_images(images)  # Kaggle's files hold int64 pixels
-    if not (images.dtype == np.uint8 or np.issubdtype(images.dtype, np.floating)):
-        raise M2NISTError(f"images: found dtype {images.dtype}, expected integer or float values 0–255")
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    if images.ndim != 3 or images.shape[1:] != data.IMAGE_SHAPE:
-        raise M2NISTError(
-            f"images: found shape {images.shape}, expected (N, {data.HEIGHT}, {data.WIDTH}) "
-            f"or (N, {data.HEIGHT}, {data.WIDTH}, 1)"
-        )
-    if np.issubdtype(images.dtype, np.floating) and images.size and not (0 <= images.min() <= images.max() <= 255):
-        raise M2NISTError(
-            f"images: found values in [{images.min()}, {images.max()}], expected raw pixel values 0–255 (no NaN)"
-        )
-    return images
-
-
-def _check_batch_size(batch_size) -> None:
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise M2NISTError(f"batch_size: found {batch_size!r}, expected a positive integer")
 
 
 LabelMap = Literal["plain", "ink_gated"]
@@ -105,8 +82,8 @@ def _predictor(model: keras.Model, kinds: tuple[LabelMap, ...]):
 
 
 def _label_maps(model: keras.Model, images: np.ndarray, batch_size: int, kinds: tuple[LabelMap, ...]) -> list:
-    images = _check_images(images)
-    _check_batch_size(batch_size)
+    images = check_images(images)
+    check_batch_size(batch_size)
     run = _predictor(model, kinds)
     batches = [run(tf.constant(images[start : start + batch_size])) for start in range(0, len(images), batch_size)]
     if not batches:
@@ -130,7 +107,7 @@ def predict(
 ) -> np.ndarray:
     """Label maps uint8 (N, 64, 84) for ``images``: uint8 or float (N, 64, 84) or (N, 64, 84, 1), values 0–255.
 
-    ``model`` is a Keras model, or the path of an ONNX graph written by :mod:`m2nist_seg.export` (float32 or
+    ``model`` is a Keras model, or the path of an ONNX graph written by :mod:`m2nist_seg.deploy.export` (float32 or
     int8, such as ``models/fcn8_m2nist.int8.onnx``), which ONNX Runtime runs; its session is kept for the next
     call while the file is unchanged. With ``ink_gated``, ink-free pixels are background and ink pixels take
     their most likely digit.
@@ -144,7 +121,7 @@ def predict(
 def class_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """The per-pixel class scores (logits) of a :func:`~m2nist_seg.model.build_fcn` model before its output
     activation: float32 (N, 64, 84, 11) for images as :func:`predict` takes them."""
-    images = _check_images(images)
+    images = check_images(images)
     if "crop" not in {layer.name for layer in model.layers}:
         raise M2NISTError(f"model {model.name!r}: expected a model built by build_fcn (with a 'crop' layer)")
     scores_model = keras.Model(model.input, model.get_layer("crop").output)
@@ -233,13 +210,13 @@ def format_report(report: dict, ink_gated: bool = True) -> str:
 _onnx_predictors: dict = {}
 
 
-def _onnx_predictor(path: str | os.PathLike):
-    """The :class:`m2nist_seg.export.OnnxPredictor` of an ``.onnx`` file, loaded again only when the file changes."""
-    from m2nist_seg import export
+def _onnx_predictor(path: str | os.PathLike) -> OnnxPredictor:
+    """The :class:`~m2nist_seg.evaluation.onnx_runtime.OnnxPredictor` of an ``.onnx`` file, loaded again only
+    when the file changes."""
 
     stat = Path(path).stat() if Path(path).is_file() else None
     version = (stat.st_mtime_ns, stat.st_size) if stat else None
     key = Path(path).resolve()
     if version is None or _onnx_predictors.get(key, (None,))[0] != version:
-        _onnx_predictors[key] = (version, export.load_onnx(path))
+        _onnx_predictors[key] = (version, load_onnx(path))
     return _onnx_predictors[key][1]

@@ -1,7 +1,7 @@
 """Export a segmentation model to ONNX and run it with ONNX Runtime, in float32 or int8.
 
 The exported graph takes float32 images (N, 64, 84), raw pixel values 0–255, and has two outputs, uint8 label
-maps (N, 64, 84) each: ``labels``, the argmax of the class scores as :func:`m2nist_seg.evaluate.predict`
+maps (N, 64, 84) each: ``labels``, the argmax of the class scores as :func:`m2nist_seg.evaluation.evaluate.predict`
 gives it, and ``ink_gated``, ink-free pixels background and ink pixels their most likely digit. There is no
 softmax (argmax needs no exp). The graph is written layer by layer from the Keras model, channels first, so
 that no transposes surround the convolutions; batch norm is folded into the convolutions, the input's 1/255
@@ -18,7 +18,6 @@ background class. :class:`OnnxPredictor` runs each head as its own graph, so tha
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import os
@@ -31,39 +30,29 @@ import keras
 import numpy as np
 from keras import layers
 
-from m2nist_seg import data, metrics
+from m2nist_seg import data
 from m2nist_seg import model as fcn
-from m2nist_seg.atomic import atomic_path
-from m2nist_seg.errors import M2NISTError
-from m2nist_seg.settings import SHIPPED_MODEL
+from m2nist_seg.core.atomic import atomic_path
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.core.settings import SHIPPED_MODEL
+from m2nist_seg.data.validation import check_images
+from m2nist_seg.evaluation import metrics
+from m2nist_seg.evaluation.evaluate import load_model, predict
+from m2nist_seg.evaluation.onnx_runtime import HEADS, INPUT, OnnxPredictor, cpu_session, onnx_module
 
 if TYPE_CHECKING:
     import onnx
 
-HEADS = ("labels", "ink_gated")
-INPUT = "images"
 OPSET = 17
 IR_VERSION = 8  # opset 17's IR version; ONNX Runtime 1.30 reads IR versions up to 13
 SHIPPED_ONNX = SHIPPED_MODEL.with_suffix(".onnx")
 SHIPPED_INT8 = SHIPPED_MODEL.with_suffix(".int8.onnx")
 CALIBRATION_IMAGES = 200
-BATCH_SIZE = 64
 MIN_EQUAL_PIXELS = 0.999
 MAX_FLOAT_IOU_CHANGE = 0.001
 MAX_INT8_IOU_DROP = 0.005
 _Box = tuple[int, int, int, int]  # top, left, bottom, right
 _NONE: _Box = (0, 0, 0, 0)
-
-
-def _module(name: str):
-    """Import an ONNX package, or say which one to install."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as error:
-        package = name.split(".")[0]
-        raise M2NISTError(
-            f"{package}: not installed, expected it from requirements.txt (pip install {package})"
-        ) from error
 
 
 @dataclass(frozen=True)
@@ -104,7 +93,7 @@ class _Graph:
     """Nodes and weights of the graph being written; each node has one output, named after the node."""
 
     def __init__(self) -> None:
-        self.onnx = _module("onnx")
+        self.onnx = onnx_module("onnx")
         self.nodes: list = []
         self.weights: list = []
 
@@ -309,7 +298,7 @@ def to_onnx(model: keras.Model) -> onnx.ModelProto:
 
     Input ``images``: float32 (N, H, W), values 0–255. Outputs ``labels`` and ``ink_gated``: uint8 (N, H, W).
     """
-    onnx = _module("onnx")
+    onnx = onnx_module("onnx")
     if not isinstance(model, keras.Model) or len(model.inputs) != 1 or model.input_shape[-1] != 1:
         raise M2NISTError(f"model: found {type(model).__name__}, expected a Keras model of one-channel images")
     _, height, width, _ = model.input_shape
@@ -342,7 +331,7 @@ def to_onnx(model: keras.Model) -> onnx.ModelProto:
     )
     opset = [onnx.helper.make_opsetid("", OPSET)]
     proto = onnx.helper.make_model(onnx_graph, opset_imports=opset, ir_version=IR_VERSION)
-    proto.producer_name = "m2nist_seg.export"
+    proto.producer_name = "m2nist_seg.deploy.export"
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
@@ -380,26 +369,15 @@ def _relu_pairs(proto: onnx.ModelProto) -> list[tuple]:
     return pairs
 
 
-def _cpu_session(proto: onnx.ModelProto):
-    """An ONNX Runtime CPU session of ``proto`` that logs errors only (no warnings on stderr)."""
-    runtime = _module("onnxruntime")
-    options = runtime.SessionOptions()
-    options.log_severity_level = 3
-    # Threads that wait sleep instead of spinning: on a CPU shared with other work a spinning thread burns the
-    # time its partner needs (1.2-1.5x slower here with one other busy process).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return runtime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-
 def _channel_peaks(proto: onnx.ModelProto, names: list[str], images: np.ndarray) -> list[np.ndarray]:
     """The largest value of each channel of the tensors ``names`` (N, C, H, W) of ``proto`` on ``images``."""
     if not names:
         return []
-    onnx = _module("onnx")
+    onnx = onnx_module("onnx")
     probe = onnx.ModelProto()
     probe.CopyFrom(proto)
     probe.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in names)
-    session = _cpu_session(probe)
+    session = cpu_session(probe)
     peaks = [np.zeros(0, np.float32)] * len(names)
     for batch in _Calibration(images).batches:
         found = [out.max(axis=(0, 2, 3)) for out in session.run(names, {INPUT: batch})]
@@ -416,7 +394,7 @@ def _equalised(proto: onnx.ModelProto, images: np.ndarray, max_scale: float = 16
     channels (at most ``max_scale`` times), so that a per-tensor uint8 scale resolves every channel as finely as
     the widest one (activation equalisation).
     """
-    onnx = _module("onnx")
+    onnx = onnx_module("onnx")
     pairs = _relu_pairs(proto)
     equalised = onnx.ModelProto()
     equalised.CopyFrom(proto)
@@ -446,8 +424,8 @@ def quantize(proto: onnx.ModelProto, calibration_images: np.ndarray) -> onnx.Mod
     and a tie flips the label); and convolutions of one input channel (the first), where int8 kernels gain
     nothing and the image needs no quantising.
     """
-    onnx = _module("onnx")
-    quantization = _module("onnxruntime.quantization")
+    onnx = onnx_module("onnx")
+    quantization = onnx_module("onnxruntime.quantization")
     proto = _equalised(proto, calibration_images)
     producers = {node.output[0]: node.name for node in proto.graph.node}
     heads = [node for node in proto.graph.node if node.name.startswith("head_") or node.name in HEADS]
@@ -481,93 +459,12 @@ def _no_preprocessing_hint(record: logging.LogRecord) -> bool:
     return "pre-processing" not in record.getMessage()
 
 
-def _head_graph(proto: onnx.ModelProto, head: str) -> onnx.ModelProto:
-    """A copy of ``proto`` that computes only the output ``head``."""
-    onnx = _module("onnx")
-    needed, nodes = {head}, []
-    for node in reversed(proto.graph.node):
-        if needed.intersection(node.output):
-            nodes.append(node)
-            needed.update(node.input)
-    graph = onnx.helper.make_graph(
-        nodes[::-1],
-        proto.graph.name,
-        proto.graph.input,
-        [output for output in proto.graph.output if output.name == head],
-        [weight for weight in proto.graph.initializer if weight.name in needed],
-    )
-    return onnx.helper.make_model(graph, opset_imports=proto.opset_import, ir_version=proto.ir_version)
-
-
-class OnnxPredictor:
-    """Label maps from an exported graph (float32 or int8, as ``int8`` says) with ONNX Runtime; see
-    :func:`load_onnx`. Each head runs as its own session, built on first use, that computes nothing the other
-    head needs.
-    """
-
-    def __init__(self, proto: onnx.ModelProto, name: str = "model") -> None:
-        self.name = name
-        self._proto = proto
-        self._sessions: dict[str, object] = {}
-        self.int8 = any(node.op_type == "QuantizeLinear" for node in proto.graph.node)
-
-    def __repr__(self) -> str:
-        return f"OnnxPredictor({self.name!r}, {'int8' if self.int8 else 'float32'})"
-
-    def _session(self, head: str):
-        if head not in self._sessions:
-            self._sessions[head] = _cpu_session(_head_graph(self._proto, head))
-        return self._sessions[head]
-
-    def predict(self, images: np.ndarray, ink_gated: bool = False, batch_size: int = BATCH_SIZE) -> np.ndarray:
-        """Label maps uint8 (N, 64, 84) for ``images``: uint8 or float (N, 64, 84) or (N, 64, 84, 1), values 0–255.
-
-        With ``ink_gated``, ink-free pixels are background and ink pixels take their most likely digit.
-        """
-        from m2nist_seg.evaluate import _check_batch_size, _check_images
-
-        images = _check_images(images)
-        _check_batch_size(batch_size)
-        head = "ink_gated" if ink_gated else "labels"
-        session = self._session(head)
-        batches = [
-            session.run([head], {INPUT: images[start : start + batch_size].astype(np.float32)})[0]
-            for start in range(0, len(images), batch_size)
-        ]
-        return np.concatenate(batches) if batches else np.zeros((0, *data.IMAGE_SHAPE), np.uint8)
-
-
-def load_onnx(path: str | os.PathLike) -> OnnxPredictor:
-    """An :class:`OnnxPredictor` for a graph written by :func:`export_onnx` (such as :data:`SHIPPED_ONNX` or
-    :data:`SHIPPED_INT8`)."""
-    onnx = _module("onnx")
-    path = Path(path)
-    if path.suffix != ".onnx":
-        raise M2NISTError(f"{path}: found suffix {path.suffix!r}, expected an .onnx file written by export_onnx")
-    if not path.is_file():
-        raise M2NISTError(f"{path}: ONNX model not found, expected an existing .onnx file written by export_onnx")
-    try:
-        proto = onnx.load(path)
-        onnx.checker.check_model(proto)
-    except Exception as error:
-        raise M2NISTError(
-            f"{path}: not a readable ONNX model ({type(error).__name__}), expected export_onnx's file"
-        ) from error
-    inputs = [i.name for i in proto.graph.input]
-    outputs = [o.name for o in proto.graph.output]
-    if inputs != [INPUT] or outputs != list(HEADS):
-        raise M2NISTError(f"{path}: found inputs {inputs} and outputs {outputs}, expected ['images'] and {list(HEADS)}")
-    return OnnxPredictor(proto, name=path.name)
-
-
 def _calibration(images) -> np.ndarray:
-    """``calibration_images`` checked as :func:`m2nist_seg.evaluate.predict` checks images."""
-    from m2nist_seg.evaluate import _check_images
-
+    """``calibration_images`` checked as :func:`m2nist_seg.evaluation.evaluate.predict` checks images."""
     if images is None:
         raise M2NISTError("calibration_images: found None, expected training images (n, 64, 84) for the int8 ranges")
     try:
-        images = _check_images(images)
+        images = check_images(images)
     except M2NISTError as error:  # its message starts "images: "
         raise M2NISTError(f"calibration_{error}") from None
     if not len(images):
@@ -587,8 +484,6 @@ def export_onnx(
     ``int8=True`` writes the int8 graph (:func:`quantize`), calibrated on ``calibration_images``: training images,
     uint8 or float (n, 64, 84), never test images. An existing ``path`` is replaced only with ``overwrite=True``.
     """
-    from m2nist_seg.evaluate import load_model
-
     path = Path(path)
     if path.suffix != ".onnx":
         raise M2NISTError(f"{path}: found suffix {path.suffix!r}, expected a path ending in .onnx")
@@ -602,7 +497,7 @@ def export_onnx(
 
 
 def _write(proto: onnx.ModelProto, path: Path) -> Path:
-    onnx = _module("onnx")
+    onnx = onnx_module("onnx")
     with atomic_path(path) as tmp:
         onnx.save(proto, tmp)
     return path
@@ -643,8 +538,6 @@ def export_shipped(
     ≥ 99.9% of its pixels and a mean digit IoU within 0.001 (else nothing is written); the int8 graph is written
     only if its mean digit IoU drops by ≤ 0.005, and an older int8 file is removed otherwise.
     """
-    from m2nist_seg.evaluate import load_model, predict
-
     keras_path = Path(keras_path)
     targets = keras_path.with_suffix(".onnx"), keras_path.with_suffix(".int8.onnx")
     existing = [str(target) for target in targets if target.exists()]

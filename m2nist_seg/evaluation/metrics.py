@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from m2nist_seg.core.errors import M2NISTError
 from m2nist_seg.data import CLASS_NAMES, NUM_CLASSES, NUM_DIGITS
-from m2nist_seg.errors import M2NISTError
 
 
 def _labels(array, name: str, num_classes: int = NUM_CLASSES) -> np.ndarray:

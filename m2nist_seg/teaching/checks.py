@@ -3,7 +3,7 @@
 A check prints ``✓`` and what passed, or ``✗`` and a hint naming the first fault found (what was expected, what
 was found, where to look), and returns a :class:`CheckResult`. By default a check never raises, whatever the
 learner's code does: an unwritten stub (``raise NotImplementedError``) or any other exception is reported in
-the line. With ``M2NIST_STRICT=1`` (:func:`m2nist_seg.settings.strict_mode`) a failed check raises
+the line. With ``M2NIST_STRICT=1`` (:func:`m2nist_seg.core.settings.strict_mode`) a failed check raises
 ``AssertionError`` after printing, so that CI proves the teacher's solutions pass.
 
 - :func:`check_conv_block`, :func:`check_encoder`, :func:`check_decoder`: the model, built piece by piece;
@@ -23,10 +23,12 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from m2nist_seg import data, evaluate, metrics, settings
+from m2nist_seg import data
 from m2nist_seg import model as fcn
+from m2nist_seg.core import settings
 from m2nist_seg.data import BACKGROUND, HEIGHT, NUM_CLASSES, WIDTH
-from m2nist_seg.exercises import describe_error, describe_stub, reference_encoder
+from m2nist_seg.evaluation import evaluate, metrics
+from m2nist_seg.teaching.exercises import describe_error, describe_stub, reference_encoder
 
 PASSED, FAILED, NOT_GRADED = "✓", "✗", "○"
 IMAGE_INPUT = (HEIGHT, WIDTH, 1)
@@ -883,7 +885,7 @@ def _compiled_metric_names(model: keras.Model, images, labels, probabilities) ->
 def grade(model: keras.Model | None, split: data.Split | None = None, threshold: float = 0.60) -> GradeResult:
     """The local grader: mean digit IoU of ``model`` on ``split`` (default: the 1,000 test images) ≥ ``threshold``.
 
-    Under :func:`m2nist_seg.settings.quick_mode` training was shrunk, so the score is reported but not held to
+    Under :func:`m2nist_seg.core.settings.quick_mode` training was shrunk, so the score is reported but not held to
     the threshold: the line starts with ``○``, ``graded`` and ``passed`` are False, and strict mode doesn't raise.
     """
     if model is None:

@@ -1,7 +1,7 @@
 """Training across workers: ``MultiWorkerMirroredStrategy`` with a custom training loop, and a local launcher.
 
 Keras 3.15's ``model.fit`` fails under ``tf.distribute.MultiWorkerMirroredStrategy`` (keras-team/keras#20585,
-then tensorflow/tensorflow#72388), so :func:`m2nist_seg.train.train` calls :func:`fit_across_workers` instead
+then tensorflow/tensorflow#72388), so :func:`m2nist_seg.training.train.train` calls :func:`fit_across_workers` instead
 whenever the strategy spans several workers (:func:`spans_workers`). It trains on the same data, with the same
 compiled loss and optimizer, and drives the same Keras callbacks with the same logs (``loss``, ``digit_miou``,
 ``val_loss``, ``val_digit_miou``) as ``fit``. Each global batch of ``batch_size`` images is split between the
@@ -12,18 +12,18 @@ when there is none) writes the run folder. Every other worker runs exactly the c
 so that any collective operation inside them stays in step, but in a private temporary folder
 (:func:`scratch_dir`), removed when ``train`` returns or the process exits. Resuming an interrupted run across
 workers is not supported: the workers other than the chief have no record to resume from, so ``train`` refuses
-it with an :class:`~m2nist_seg.errors.M2NISTError` (:func:`refuse_resume`).
+it with an :class:`~m2nist_seg.core.errors.M2NISTError` (:func:`refuse_resume`).
 
 Threads: TensorFlow's thread pools can only be sized before the strategy is created, so that is the worker
 entry point's job (``--threads``); the launcher gives each of N local workers ``cpus // N`` threads.
 
 Launch N workers on this machine (free localhost ports, a hard timeout, every worker in its own process group)::
 
-    python -m m2nist_seg.distributed launch --workers 2 --timeout 600 -- --epochs 3 --name fcn8-2w
+    python -m m2nist_seg.training.distributed launch --workers 2 --timeout 600 -- --epochs 3 --name fcn8-2w
 
 On several machines, start one worker per machine, each with its own ``TF_CONFIG``::
 
-    python -m m2nist_seg.distributed worker --threads 8 --epochs 3 --name fcn8-2w
+    python -m m2nist_seg.training.distributed worker --threads 8 --epochs 3 --name fcn8-2w
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from m2nist_seg import metrics
-from m2nist_seg.errors import M2NISTError
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.evaluation import metrics
 
 if TYPE_CHECKING:
-    from m2nist_seg.train import TrainConfig
+    from m2nist_seg.training.train import TrainConfig
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 POLL_S = 0.2
@@ -116,7 +116,8 @@ def _replica_loss(model: keras.Model, labels: tf.Tensor, probs: tf.Tensor) -> tf
 
 
 def _confusion(labels: tf.Tensor, probs: tf.Tensor) -> tf.Tensor:
-    """Pixel counts int64 (C, C), rows true and columns predicted, as :class:`~m2nist_seg.metrics.MeanDigitIoU`."""
+    """Pixel counts int64 (C, C), rows true and columns predicted, as
+    :class:`~m2nist_seg.evaluation.metrics.MeanDigitIoU` counts them."""
     predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
     return tf.math.confusion_matrix(
         tf.reshape(labels, [-1]), tf.reshape(predicted, [-1]), num_classes=probs.shape[-1], dtype=tf.int64
@@ -257,8 +258,8 @@ def fit_across_workers(
     ``model`` is built and compiled in ``strategy``'s scope. ``train_data``: an endless stream of global batches
     with a static batch size (float32 images (B, H, W, 1), int32 labels (B, H, W)); ``val_data``: finite batches.
     Every worker must call this with the same arguments. Callbacks see ``fit``'s events and logs, pooled over all
-    workers: the compiled loss and the mean digit IoU (:class:`~m2nist_seg.metrics.MeanDigitIoU`, which the run's
-    checkpointing and early stopping read; other compiled metrics are not computed). Training stops after the
+    workers: the compiled loss and the mean digit IoU
+    (:class:`~m2nist_seg.evaluation.metrics.MeanDigitIoU`, which the run's checkpointing and early stopping read; other compiled metrics are not computed). Training stops after the
     batch or epoch where any worker sets ``model.stop_training`` (time budgets differ between workers; they must
     stop together).
     """
@@ -315,7 +316,7 @@ def _worker_parser() -> argparse.ArgumentParser:
 
     # "resolve": should `m2nist_seg train` gain the model-size options too, its definitions replace these.
     parser = argparse.ArgumentParser(
-        prog="python -m m2nist_seg.distributed worker",
+        prog="python -m m2nist_seg.training.distributed worker",
         description="Train as one worker of the cluster that TF_CONFIG describes (start one per worker).",
         conflict_handler="resolve",
     )
@@ -330,7 +331,7 @@ def _worker_parser() -> argparse.ArgumentParser:
 
 
 def _worker_config(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`~m2nist_seg.train.TrainConfig` of a worker's options, validated."""
+    """The :class:`~m2nist_seg.training.train.TrainConfig` of a worker's options, validated."""
     from m2nist_seg.cli import _train_config
 
     sizes = {"widths": args.widths, "convs_per_block": args.convs_per_block, "decoder_width": args.decoder_width}
@@ -342,8 +343,8 @@ def _worker_config(args: argparse.Namespace) -> TrainConfig:
 
 def run_worker(argv: Sequence[str]) -> None:
     """One worker: size TensorFlow's thread pools, create the strategy from ``TF_CONFIG``, then train."""
-    from m2nist_seg import evaluate
-    from m2nist_seg.train import train
+    from m2nist_seg.evaluation import evaluate
+    from m2nist_seg.training.train import train
 
     args = _worker_parser().parse_args(argv)
     if args.threads < 0:
@@ -436,7 +437,7 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def launch(worker_args: Sequence[Sequence[str]], timeout_s: float) -> None:
-    """Run ``python -m m2nist_seg.distributed worker <worker_args[i]>`` for each ``i`` on free localhost ports.
+    """Run ``python -m m2nist_seg.training.distributed worker <worker_args[i]>`` for each ``i`` on free localhost ports.
 
     Worker 0 (the chief) writes to this process's output; the others to logs whose last lines are printed if
     they fail. Each worker runs in its own process group and temporary folder; all of them are killed when one
@@ -462,9 +463,9 @@ def launch(worker_args: Sequence[Sequence[str]], timeout_s: float) -> None:
 
 
 def _start_worker(args: Sequence[str], env: dict[str, str], log: Path | None) -> subprocess.Popen:
-    """Start ``python -m m2nist_seg.distributed worker <args>`` in a new process group, its output to ``log``
+    """Start ``python -m m2nist_seg.training.distributed worker <args>`` in a new process group, its output to ``log``
     (None: this process's output)."""
-    command = [sys.executable, "-m", "m2nist_seg.distributed", "worker", *args]
+    command = [sys.executable, "-m", "m2nist_seg.training.distributed", "worker", *args]
     if log is None:
         return subprocess.Popen(command, env=env, start_new_session=True)
     with open(log, "w") as out:
@@ -473,7 +474,7 @@ def _start_worker(args: Sequence[str], env: dict[str, str], log: Path | None) ->
 
 def _launcher_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m m2nist_seg.distributed launch",
+        prog="python -m m2nist_seg.training.distributed launch",
         description="Train across N worker processes on this machine; options after -- go to every worker.",
     )
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -504,11 +505,14 @@ def launch_command(argv: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m m2nist_seg.distributed {launch,worker} ...``; returns the exit status."""
+    """``python -m m2nist_seg.training.distributed {launch,worker} ...``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"launch": launch_command, "worker": run_worker}
     if not argv or argv[0] not in commands:
-        print("usage: python -m m2nist_seg.distributed {launch,worker} [options] (see --help of each)", file=sys.stderr)
+        print(
+            "usage: python -m m2nist_seg.training.distributed {launch,worker} [options] (see --help of each)",
+            file=sys.stderr,
+        )
         return 2
     try:
         commands[argv[0]](argv[1:])

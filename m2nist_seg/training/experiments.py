@@ -23,12 +23,13 @@ import keras
 import numpy as np
 import pandas as pd
 
-from m2nist_seg import data, evaluate, metrics
+from m2nist_seg import data
 from m2nist_seg import model as fcn
-from m2nist_seg.atomic import atomic_path
-from m2nist_seg.errors import M2NISTError
-from m2nist_seg.settings import PROJECT_ROOT
-from m2nist_seg.train import HISTORY_FILE, MODEL_FILE, TrainConfig, train
+from m2nist_seg.core.atomic import atomic_path
+from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.core.settings import PROJECT_ROOT
+from m2nist_seg.evaluation import evaluate, metrics
+from m2nist_seg.training.train import HISTORY_FILE, MODEL_FILE, TrainConfig, train
 
 EVIDENCE_DIR = PROJECT_ROOT / "evidence"
 EVIDENCE_COMMAND = "python benchmarks/bench_evidence.py"
