@@ -260,8 +260,8 @@ def fit_across_workers(
     Every worker must call this with the same arguments. Callbacks see ``fit``'s events and logs, pooled over all
     workers: the compiled loss and the mean digit IoU
     (:class:`~m2nist_seg.evaluation.metrics.MeanDigitIoU`, which the run's checkpointing and early stopping
-    read; other compiled metrics are not computed). Training stops after the batch or epoch where any worker sets ``model.stop_training`` (time budgets differ between workers; they must
-    stop together).
+    read; other compiled metrics are not computed). Training stops after the batch or epoch where any worker sets
+    ``model.stop_training`` (time budgets differ between workers; they must stop together).
     """
     global_batch = train_data.element_spec[0].shape[0]
     if global_batch is None:
