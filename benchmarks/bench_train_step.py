@@ -22,7 +22,8 @@ from timing import add_force_option, best_of, require_idle
 
 from m2nist_seg import data
 from m2nist_seg import model as fcn
-from m2nist_seg.training.train import TrainConfig, compile_default, precision_policy
+from m2nist_seg.training.config import TrainConfig
+from m2nist_seg.training.train import compile_default, precision_policy
 
 EPOCH_IMAGES = 3504  # the default run's 3,500 training images, rounded up to a multiple of every batch size
 MEASURED_IMAGES = 1280

@@ -15,7 +15,8 @@ import tempfile
 
 from timing import add_force_option, require_idle
 
-from m2nist_seg.training.train import TrainConfig, train
+from m2nist_seg.training.config import TrainConfig
+from m2nist_seg.training.train import train
 
 BF16_BATCH32 = {"precision": "mixed_bfloat16", "batch_size": 32, "learning_rate": 1.2e-2}
 ARMS = {

@@ -25,7 +25,9 @@ from timing import add_force_option, require_idle  # noqa: E402
 from m2nist_seg import data  # noqa: E402
 from m2nist_seg.evaluation import evaluate, metrics
 from m2nist_seg.model import count_params  # noqa: E402
-from m2nist_seg.training.train import TimeBudget, TrainConfig, train  # noqa: E402
+from m2nist_seg.training.callbacks import TimeBudget  # noqa: E402
+from m2nist_seg.training.config import TrainConfig  # noqa: E402
+from m2nist_seg.training.train import train  # noqa: E402
 
 
 def inference_rate(predict_labels, images: np.ndarray, repeats: int = 3) -> float:

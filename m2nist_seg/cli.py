@@ -12,8 +12,10 @@ import numpy as np
 from m2nist_seg import data
 from m2nist_seg.core.atomic import atomic_path
 from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.core.options import NON_NEGATIVE_INT, POSITIVE_INT, argument_type
 from m2nist_seg.core.settings import SHIPPED_MODEL
 from m2nist_seg.teaching import classroom
+from m2nist_seg.training.config import add_options, from_args
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -23,25 +25,8 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def _number(convert: type, accept, expected: str):
-    """An argparse type: ``convert(text)`` where ``accept(value)`` holds, else an error saying what was expected."""
-
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not accept(value):
-            raise argparse.ArgumentTypeError(f"found {text!r}, expected {expected}")
-        return value
-
-    return parse
-
-
-positive_int = _number(int, lambda v: v >= 1, "a positive whole number")
-non_negative_int = _number(int, lambda v: v >= 0, "a whole number ≥ 0")
-positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
-rate = _number(float, lambda v: 0 <= v < 1, "a rate in [0, 1)")
+positive_int = argument_type(int, POSITIVE_INT)
+non_negative_int = argument_type(int, NON_NEGATIVE_INT)
 
 
 def _refuse_overwrite(path: Path, option: str, overwrite: bool) -> None:
@@ -75,33 +60,6 @@ def cmd_generate(args) -> None:
     print(f"wrote {len(images)} images to {targets[0]} and their masks to {targets[1]}")
 
 
-def _train_config(args):
-    from m2nist_seg.training.train import TrainConfig
-
-    return TrainConfig(
-        name=args.name,
-        variant=args.variant,
-        loss=args.loss,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        warmup_epochs=args.warmup_epochs,
-        patience=args.patience,
-        n_images=args.n_images,
-        seed=args.seed,
-        source=args.source,
-        data_dir=args.data_dir,
-        output_dir=args.output_dir,
-        time_budget_s=None if args.time_budget is None else 60 * args.time_budget,
-        deterministic=args.deterministic,
-        overwrite=args.overwrite,
-        distort_digits=args.distort_digits,
-        elastic_epochs=args.elastic_epochs,
-        dropout=args.dropout,
-        precision=args.precision,
-    )
-
-
 def _write_run_figures(report: dict, run_dir: Path, model, split) -> None:
     import pandas as pd
 
@@ -124,14 +82,14 @@ def _write_run_figures(report: dict, run_dir: Path, model, split) -> None:
 
 def cmd_train(args) -> None:
     from m2nist_seg.evaluation import evaluate
-    from m2nist_seg.training import train
+    from m2nist_seg.training import runs, train
 
-    config = _train_config(args)
+    config = from_args(args)
     _make_folder(Path(config.output_dir), "--output-dir")
     report = train.train(config)
     run_dir = Path(config.output_dir) / report["training"]["run"]
     print(evaluate.format_report(report))
-    model = evaluate.load_model(run_dir / train.MODEL_FILE)
+    model = evaluate.load_model(run_dir / runs.MODEL_FILE)
     split = data.load(config.source, directory=config.data_dir, n=config.n_images, seed=config.seed).test
     _write_run_figures(report, run_dir, model, split)
     print(f"model, history and report in {run_dir}")
@@ -229,53 +187,6 @@ def cmd_classroom_check(args) -> None:
     print(f"{out} is up to date with {source}")
 
 
-def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    from m2nist_seg.model import VARIANTS
-    from m2nist_seg.training.train import LOSSES, PRECISIONS, TrainConfig
-
-    default = TrainConfig()
-    option = parser.add_argument
-    option("--epochs", type=positive_int, default=default.epochs, help="maximum epochs (default: %(default)s)")
-    option("--variant", choices=VARIANTS, default=default.variant, help="decoder (default: %(default)s)")
-    option("--loss", choices=LOSSES, default=default.loss, help="loss (default: %(default)s)")
-    option("--batch-size", type=positive_int, default=default.batch_size, help="images per step (default: %(default)s)")
-    option(
-        "--learning-rate",
-        type=positive_float,
-        default=default.learning_rate,
-        help="peak Adam rate (default: %(default)s)",
-    )
-    option(
-        "--warmup-epochs",
-        type=non_negative_int,
-        default=default.warmup_epochs,
-        help="raise the learning rate from 0 to its peak over this many first epochs (default: 0)",
-    )
-    option(
-        "--patience", type=positive_int, default=default.patience, help="early-stopping epochs (default: %(default)s)"
-    )
-    option("--seed", type=non_negative_int, default=default.seed, help="random seed (default: %(default)s)")
-    option(
-        "--n-images", type=positive_int, default=default.n_images, help="generated images in all (default: %(default)s)"
-    )
-    option("--name", default=default.name, help="run name: output goes to OUTPUT_DIR/NAME (default: %(default)s)")
-    option("--output-dir", default="runs", help="folder for runs, under the current folder (default: %(default)s)")
-    option("--overwrite", action="store_true", help="replace a finished run of the same name (default: keep it)")
-    option("--source", choices=data.SOURCES, default=default.source, help="data source (default: %(default)s)")
-    option("--data-dir", help="folder with Kaggle's combined.npy and segmented.npy (--source kaggle)")
-    option("--time-budget", type=positive_float, help="stop training after this many minutes")
-    option("--deterministic", action="store_true", help="enable TensorFlow op determinism")
-    option("--dropout", type=rate, default=default.dropout, help="spatial dropout after blocks 4 and 5 (default: 0)")
-    option("--precision", choices=PRECISIONS, default=default.precision, help="arithmetic (default: %(default)s)")
-    option("--distort-digits", action="store_true", help="randomly rotate, scale and shear every training digit")
-    option(
-        "--elastic-epochs",
-        type=non_negative_int,
-        default=default.elastic_epochs,
-        help="also warp the digits elastically in this many first epochs; needs --distort-digits (default: 0)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m m2nist_seg", description=__doc__.split(":")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -289,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
 
     tr = commands.add_parser("train", help="train a model and evaluate its best checkpoint")
-    _add_train_options(tr)
+    add_options(tr)
     tr.set_defaults(func=cmd_train)
 
     ev = commands.add_parser("evaluate", help="evaluate a model on a data split")
@@ -324,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_export)
 
     run = commands.add_parser("run", help="the main job: train and evaluate with the defaults, print the report")
-    _add_train_options(run)
+    add_options(run)
     run.set_defaults(func=cmd_run)
 
     room = commands.add_parser("classroom", help="build or check the student edition of the notebooks")

@@ -6,6 +6,8 @@ the verdict and that the printed hint names the fault.
 
 import importlib.util
 import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -900,6 +902,29 @@ def test_strict_mode_raises_for_a_missing_model(monkeypatch):
     monkeypatch.setenv(settings.STRICT_VARIABLE, "1")
     with pytest.raises(AssertionError, match="no model to check"):
         checks.check_model(None)
+
+
+# layering -------------------------------------------------------------------------------------------------------
+
+
+def test_checks_do_not_import_training():
+    """The checks, their feedback module and the references they use load without m2nist_seg.training, even
+    transitively: a fresh interpreter imports them all and lists what came with them."""
+    modules = ", ".join(
+        f"m2nist_seg.teaching.{name}"
+        for name in (
+            "checks",
+            "checks.feedback",
+            "checks.nb01_metrics",
+            "checks.nb02_model",
+            "checks.nb03_training",
+            "references",
+        )
+    )
+    code = f"import sys, {modules}; print(*sorted(m for m in sys.modules if m.startswith('m2nist_seg.training')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [], result.stdout
 
 
 # exercises glue -------------------------------------------------------------------------------------------------

@@ -38,8 +38,8 @@ TRAIN_OPTIONS = [
     ("--patience", "0", "a positive whole number"),
     ("--n-images", "0", "a positive whole number"),
     ("--seed", "-1", "a whole number ≥ 0"),
-    ("--time-budget", "-5", "a positive number"),
-    ("--time-budget", "inf", "a positive number"),
+    ("--time-budget-s", "-5", "a positive number"),
+    ("--time-budget-s", "inf", "a positive number"),
     ("--dropout", "1.5", "a rate in [0, 1)"),
     ("--elastic-epochs", "-2", "a whole number ≥ 0"),
     ("--warmup-epochs", "-1", "a whole number ≥ 0"),
@@ -171,13 +171,13 @@ def test_train_output_dir_that_cannot_be_created(tmp_path, capsys):
 def test_the_real_entry_point_prints_no_traceback(tmp_path):
     """Through ``python -m``, as a user runs it."""
     result = subprocess.run(
-        [sys.executable, "-m", "m2nist_seg", "train", "--time-budget", "-5"],
+        [sys.executable, "-m", "m2nist_seg", "train", "--time-budget-s", "-5"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: argument --time-budget")
+    assert result.stderr.strip().splitlines()[-1].startswith("error: argument --time-budget-s")
     assert "Traceback" not in result.stderr
 
 

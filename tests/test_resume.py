@@ -16,7 +16,8 @@ import pytest
 from conftest import TINY
 
 from m2nist_seg.core.errors import M2NISTError
-from m2nist_seg.training.train import TrainConfig, train
+from m2nist_seg.training.config import TrainConfig
+from m2nist_seg.training.train import train
 
 EPOCHS = 4
 DRIVER = textwrap.dedent(
@@ -26,7 +27,7 @@ DRIVER = textwrap.dedent(
 
     import m2nist_seg  # noqa: F401
     import keras
-    from m2nist_seg.training import train as training
+    from m2nist_seg.training import callbacks, config, train as training
 
     out, kill = sys.argv[1], sys.argv[2]
     where, _, when = kill.partition(":")
@@ -49,7 +50,7 @@ DRIVER = textwrap.dedent(
 
 
     real_save, real_save_weights = keras.Model.save, keras.Model.save_weights
-    real_record = training.RunState.on_epoch_end
+    real_record = callbacks.RunState.on_epoch_end
 
     def save(self, path, *args, **kwargs):
         if where == "best" and ".best-epoch" in str(path) and str(epoch_now["epoch"]) == when:
@@ -69,9 +70,9 @@ DRIVER = textwrap.dedent(
         return real_record(self, epoch, logs)
 
     keras.Model.save, keras.Model.save_weights = save, save_weights
-    training.RunState.on_epoch_end = record
+    callbacks.RunState.on_epoch_end = record
 
-    config = training.TrainConfig(
+    config = config.TrainConfig(
         name="run", output_dir=out, epochs=EPOCHS, n_images=120, batch_size=16, widths=(8, 8, 16, 16, 16),
         convs_per_block=(1, 1, 1, 1, 1), decoder_width=16, patience=EPOCHS, deterministic=True, verbose=False,
     )

@@ -15,7 +15,8 @@ from conftest import TINY
 
 from m2nist_seg.core import settings
 from m2nist_seg.core.errors import M2NISTError
-from m2nist_seg.training.train import TrainConfig, compile_default, train
+from m2nist_seg.training.config import TrainConfig
+from m2nist_seg.training.train import compile_default, train
 
 
 def tiny_config(tmp_path, **overrides) -> TrainConfig:
@@ -44,16 +45,16 @@ def test_progress_is_printed_each_epoch(tmp_path, capsys):
 
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
-    from m2nist_seg.training import train as training
+    from m2nist_seg.training import streams
 
     first_epochs = []
-    real_fresh = training.fresh_training_data
+    real_fresh = streams.fresh_training_data
 
     def recording_fresh(config, n, first_epoch=0):
         first_epochs.append(first_epoch)
         return real_fresh(config, n, first_epoch=first_epoch)
 
-    monkeypatch.setattr(training, "fresh_training_data", recording_fresh)
+    monkeypatch.setattr(streams, "fresh_training_data", recording_fresh)
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -148,7 +149,8 @@ def run_python(code: str, tmp_path: Path) -> str:
 def test_same_seed_gives_identical_metrics(tmp_path):
     code = f"""
         import json
-        from m2nist_seg.training.train import TrainConfig, compile_default, train
+        from m2nist_seg.training.config import TrainConfig
+        from m2nist_seg.training.train import compile_default, train
         reports = [
             train(TrainConfig(**{TINY!r}, output_dir=r"{tmp_path}", name=f"run{{i}}", deterministic=True))
             for i in range(2)
@@ -166,7 +168,8 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from m2nist_seg.training.train import TrainConfig, compile_default, train
+        from m2nist_seg.training.config import TrainConfig
+        from m2nist_seg.training.train import compile_default, train
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         report = train(TrainConfig(**{TINY!r}, output_dir=r"{tmp_path}", name="mirrored"), strategy=strategy)
         print("replicas", strategy.num_replicas_in_sync, "miou", report["mean_digit_iou"])
@@ -229,7 +232,7 @@ def generator_calls(monkeypatch) -> list[dict]:
 
 
 def test_fresh_digits_change_every_epoch_and_use_only_the_train_pool(tmp_path, generator_calls):
-    from m2nist_seg.training.train import fresh_training_data
+    from m2nist_seg.training.streams import fresh_training_data
 
     batches = fresh_training_data(tiny_config(tmp_path, distort_digits=True), 32).take(4)
     images = [x.numpy()[..., 0] for x, _ in batches]
@@ -240,7 +243,7 @@ def test_fresh_digits_change_every_epoch_and_use_only_the_train_pool(tmp_path, g
 
 @pytest.mark.parametrize("first_epoch", [0, 1])
 def test_elastic_warping_only_in_the_first_elastic_epochs(tmp_path, generator_calls, first_epoch):
-    from m2nist_seg.training.train import fresh_training_data
+    from m2nist_seg.training.streams import fresh_training_data
 
     config = tiny_config(tmp_path, distort_digits=True, elastic_epochs=2)
     list(fresh_training_data(config, 16, first_epoch=first_epoch).take(4 - first_epoch))

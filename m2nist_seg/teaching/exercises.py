@@ -1,16 +1,13 @@
-"""Reference solutions and the glue that keeps the classroom notebooks running while an exercise is unfinished.
+"""The glue that keeps the classroom notebooks running while an exercise is unfinished, and the compile step.
 
-The reference functions have the exercises' signatures, so a notebook can fall back on them:
-
-- :func:`reference_conv_block`, :func:`reference_encoder` and :func:`reference_fcn8_decoder` build the same
-  layers as :func:`m2nist_seg.model.build_fcn` does;
-- :func:`reference_iou_dice`, :func:`reference_dice_loss` and :func:`reference_compile` wrap
-  :mod:`m2nist_seg.evaluation.metrics`, :mod:`m2nist_seg.model.losses` and the compile step of
-  :func:`m2nist_seg.training.train.train`.
+:func:`reference_compile` compiles a model as the compile step of :func:`m2nist_seg.training.train.train` does.
+The other reference solutions live in :mod:`m2nist_seg.teaching.references` and are re-exported here, so that a
+notebook falls back on ``exercises.reference_iou_dice`` and the like.
 
 The glue: :func:`assemble_fcn8` joins an encoder and a decoder into a model, :func:`mine_or_reference` picks the
 learner's function once its check passes, and :func:`remember_model` / :func:`recall_model` carry the learner's
-model from notebook 02 to the training in notebook 03. Each prints one line saying what it did.
+model from notebook 02 to the training in notebook 03; :func:`model_to_evaluate` picks the model notebook 04
+evaluates. Each prints one line saying what it did.
 """
 
 from __future__ import annotations
@@ -18,93 +15,50 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import keras
-import numpy as np
-from keras import layers, ops
 
 from m2nist_seg import data
 from m2nist_seg import model as fcn
 from m2nist_seg.core import settings
 from m2nist_seg.core.atomic import atomic_path
-from m2nist_seg.data import HEIGHT, NUM_CLASSES, WIDTH
+from m2nist_seg.data import HEIGHT, WIDTH
 from m2nist_seg.evaluation import evaluate, metrics
 from m2nist_seg.model import losses
-from m2nist_seg.training import train
+from m2nist_seg.teaching.checks.feedback import CheckResult, describe_error, describe_stub
+from m2nist_seg.teaching.references import (
+    reference_conv_block,
+    reference_dice_loss,
+    reference_encoder,
+    reference_fcn8_decoder,
+    reference_iou_dice,
+)
+from m2nist_seg.training.config import TrainConfig
+from m2nist_seg.training.runs import MODEL_FILE
 
-if TYPE_CHECKING:
-    from m2nist_seg.teaching.checks import CheckResult
+__all__ = [
+    "DECAY_STEPS",
+    "MY_MODEL_PATH",
+    "assemble_fcn8",
+    "mine_or_reference",
+    "model_to_evaluate",
+    "recall_model",
+    "reference_compile",
+    "reference_conv_block",
+    "reference_dice_loss",
+    "reference_encoder",
+    "reference_fcn8_decoder",
+    "reference_iou_dice",
+    "remember_model",
+]
 
 T = TypeVar("T")
 
 MY_MODEL_PATH = settings.RUNS_DIR / "exercises" / "my_fcn8.keras"
-_DEFAULT_RUN = train.TrainConfig()
+_DEFAULT_RUN = TrainConfig()
 # The default run's length, a fixed horizon for the cosine decay: its epochs of its training images in batches.
 DECAY_STEPS = _DEFAULT_RUN.epochs * (data.split_sizes(_DEFAULT_RUN.n_images)["train"] // _DEFAULT_RUN.batch_size)
-
-
-def describe_error(error: BaseException, limit: int = 120) -> str:
-    """An exception as one short line: its type and its message, whitespace collapsed, cut at ``limit`` characters."""
-    text = " ".join(str(error).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def describe_stub(error: NotImplementedError, name: str) -> str:
-    """ "<function> is not written yet", naming the stub that raised ``error`` (``name`` unless its message does)."""
-    text = " ".join(str(error).split())
-    return text if text.endswith("is not written yet") else f"{name} is not written yet"
-
-
-def reference_conv_block(x, filters: int, convs: int = 1, strided: bool = False):
-    """``convs`` × (3×3 Conv2D → BatchNormalization → ReLU), halving the map once.
-
-    ``x``: a Keras tensor (N, H, W, C). With ``strided`` the first convolution has stride 2, otherwise a 2×2
-    max pooling ends the block. Returns a Keras tensor (N, H/2, W/2, filters).
-    """
-    for conv in range(convs):
-        x = layers.Conv2D(filters, 3, strides=2 if strided and conv == 0 else 1, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=fcn.BN_MOMENTUM)(x)
-        x = layers.ReLU()(x)
-    return x if strided else layers.MaxPooling2D(2)(x)
-
-
-def reference_encoder(image):
-    """The encoder of :func:`m2nist_seg.model.build_fcn8` (:func:`m2nist_seg.model.encoder`): ``(pool3, pool4, pool5)``.
-
-    ``image``: a Keras tensor (N, 64, 84, 1) of raw pixel values 0–255. It is scaled by 1/255 and padded to a
-    multiple of 32 (64×96), then five blocks give pool3 (N, 8, 12, 64), pool4 (N, 4, 6, 128) and
-    pool5 (N, 2, 3, 128).
-    """
-    pools = fcn.encoder(image)
-    return pools[3], pools[4], pools[5]
-
-
-def reference_fcn8_decoder(pool3, pool4, pool5, num_classes: int = NUM_CLASSES):
-    """The FCN-8 decoder of :func:`m2nist_seg.model.build_fcn8` (:func:`m2nist_seg.model.decoder`) and its softmax:
-    class probabilities (N, 64, 84, num_classes)."""
-    scores = fcn.decoder({3: pool3, 4: pool4, 5: pool5}, "fcn8", num_classes)
-    return layers.Softmax(dtype="float32", name="probabilities")(scores)
-
-
-def reference_iou_dice(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class IoU and Dice, float64 (11,) each, pooled over all pixels of integer label maps (N, 64, 84).
-
-    NaN for a class absent from both ``y_true`` and ``y_pred``.
-    """
-    scores = metrics.iou_dice(y_true, y_pred)
-    return scores.iou, scores.dice
-
-
-def reference_dice_loss(y_true_onehot, y_pred_probs):
-    """1 − mean soft Dice over the digit classes present in the truth: a float32 scalar tensor.
-
-    ``y_true_onehot``: one-hot float32 (B, 64, 84, 11); ``y_pred_probs``: softmax probabilities, same shape.
-    The same loss as :class:`m2nist_seg.model.losses.SoftDiceLoss`, which takes integer label maps instead.
-    """
-    return losses.SoftDiceLoss()(ops.argmax(y_true_onehot, axis=-1), y_pred_probs)
 
 
 def reference_compile(model: keras.Model) -> None:
@@ -178,7 +132,7 @@ def model_to_evaluate(use_mine: bool, path: str | os.PathLike | None = None) -> 
     (so that a change to the package's wiring would show in every score); when ``use_mine`` asked for a model
     that is not there, the line says so.
     """
-    path = Path(path) if path is not None else settings.RUNS_DIR / "notebook" / train.MODEL_FILE
+    path = Path(path) if path is not None else settings.RUNS_DIR / "notebook" / MODEL_FILE
     if use_mine and path.is_file():
         model = evaluate.load_model(path)
         shown = f"{settings.shown_path(path)}, {fcn.count_params(model):,} parameters"

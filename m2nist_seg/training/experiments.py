@@ -29,7 +29,9 @@ from m2nist_seg.core.atomic import atomic_path
 from m2nist_seg.core.errors import M2NISTError
 from m2nist_seg.core.settings import PROJECT_ROOT
 from m2nist_seg.evaluation import evaluate, metrics
-from m2nist_seg.training.train import HISTORY_FILE, MODEL_FILE, TrainConfig, train
+from m2nist_seg.training.config import TrainConfig
+from m2nist_seg.training.runs import HISTORY_FILE, MODEL_FILE
+from m2nist_seg.training.train import train
 
 EVIDENCE_DIR = PROJECT_ROOT / "evidence"
 EVIDENCE_COMMAND = "python benchmarks/bench_evidence.py"

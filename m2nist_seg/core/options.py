@@ -1,0 +1,59 @@
+"""Checked option values: a :class:`Check` (a rule and the words for what it expects) and the argparse type
+made from one, so that the command line and the Python API refuse a bad value with the same words."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Check:
+    """A rule one option's value must follow: ``accept(value)`` is true for a good value, and ``expected`` says
+    what a good value is, for the error message."""
+
+    accept: Callable[[Any], bool]
+    expected: str
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+POSITIVE_INT = Check(lambda v: _is_int(v) and v >= 1, "a positive whole number")
+NON_NEGATIVE_INT = Check(lambda v: _is_int(v) and v >= 0, "a whole number ≥ 0")
+POSITIVE_NUMBER = Check(lambda v: _is_number(v) and v > 0, "a positive number")
+RATE = Check(lambda v: _is_number(v) and 0 <= v < 1, "a rate in [0, 1)")
+POSITIVE_INTS = Check(
+    lambda v: isinstance(v, tuple | list) and len(v) > 0 and all(_is_int(x) and x >= 1 for x in v),
+    "one or more positive whole numbers",
+)
+NAME = Check(lambda v: isinstance(v, str) and v.strip() != "" and "/" not in v, "a non-empty name without '/'")
+TEXT = Check(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty text")
+FLAG = Check(lambda v: isinstance(v, bool), "True or False")
+
+
+def argument_type(convert: Callable[[str], Any], check: Check | None) -> Callable[[str], Any]:
+    """An argparse type: ``convert(text)`` (``int``, ``float``, ``str``), refused with "found 'text', expected
+    …" when it fails or the value breaks ``check``."""
+    expected = check.expected if check else f"a value of type {convert.__name__}"
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"found {text!r}, expected {expected}") from None
+        if check is not None and not check.accept(value):
+            raise argparse.ArgumentTypeError(f"found {text!r}, expected {expected}")
+        return value
+
+    parse.__name__ = convert.__name__
+    return parse
