@@ -1,6 +1,13 @@
 """The teaching figures: each returns a Figure whose numbers match an independent computation."""
 
+import ast
+import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import matplotlib
 
@@ -16,9 +23,8 @@ from matplotlib.text import Text  # noqa: E402
 from m2nist_seg import data  # noqa: E402
 from m2nist_seg import model as fcn  # noqa: E402
 from m2nist_seg.evaluation import evaluate, metrics
-from m2nist_seg.training import experiments
-from m2nist_seg.training.train import PredictionRecorder  # noqa: E402
-from m2nist_seg.viz import plots
+from m2nist_seg.training.callbacks import PredictionRecorder  # noqa: E402
+from m2nist_seg.viz import evaluation_figures, plots, style
 
 SHAPE = re.compile(r"^\d+×\d+×\d+$")
 TINY = {"widths": (8, 8, 16, 16, 16), "convs_per_block": (1, 1, 1, 1, 1), "decoder_width": 16}
@@ -125,8 +131,8 @@ def test_iou_vs_dice_numbers_come_from_the_metrics():
     stroke = _numbers(fig.axes[2].get_title())
     assert stroke == pytest.approx([scores.iou[1], scores.dice[1]], abs=0.005)
     # The discs: IoU of two circles of radius r, d apart, from the area of their lens.
-    (_, a), (_, b) = plots._DISC_CENTRES
-    r, d = plots._DISC_RADIUS, b - a
+    (_, a), (_, b) = evaluation_figures.DISC_CENTRES
+    r, d = evaluation_figures.DISC_RADIUS, b - a
     lens = 2 * r**2 * np.arccos(d / (2 * r)) - d / 2 * np.sqrt(4 * r**2 - d**2)
     discs = _numbers(fig.axes[0].get_title())
     assert discs[0] == pytest.approx(lens / (2 * np.pi * r**2 - lens), abs=0.01)
@@ -165,9 +171,7 @@ def _fake_runs(labels: np.ndarray) -> list[dict]:
 
 def test_output_comparison_columns():
     images, labels = data.generate_labels(2, seed=3)
-    runs = _fake_runs(labels)
-    encoded = [{**r, "predictions": experiments.encode_label_maps(r["predictions"])} for r in runs]
-    fig = plots.plot_output_comparison(images, labels, encoded)
+    fig = plots.plot_output_comparison(images, labels, _fake_runs(labels))
     assert len(fig.axes) == 2 * 4
     titles = [ax.get_title() for ax in fig.axes[:4]]
     assert titles[:2] == ["image", "truth"]
@@ -316,3 +320,41 @@ def test_key_figures_are_written_only_when_asked(tmp_path, monkeypatch, environm
     monkeypatch.setattr(settings, "FIGURES_DIR", tmp_path)
     assert plots.save_key_figure(plt.figure(), "example") is None, "a cell ending in it must show no path"
     assert (tmp_path / "example.png").is_file() is saved
+
+
+def test_figures_are_drawn_in_the_theme_and_leave_the_global_settings_alone():
+    before = dict(matplotlib.rcParams)
+    fig = plots.plot_counts(np.array([2, 3, 3, 1]), "digits", "Digits per image")
+    assert dict(matplotlib.rcParams) == before
+    ax = fig.axes[0]
+    assert ax.yaxis.get_gridlines()[0].get_visible(), "seaborn's whitegrid style draws a grid"
+    assert ax.xaxis.label.get_fontsize() == style.THEME["axes.labelsize"], "in the notebook context's sizes"
+
+
+def test_importing_the_figures_loads_no_training_and_changes_no_matplotlib_setting():
+    script = textwrap.dedent(
+        """
+        import json, sys
+        import matplotlib, matplotlib.colors
+        before = dict(matplotlib.rcParams), matplotlib.colors.to_rgb("k")
+        import m2nist_seg.viz.plots
+        after = dict(matplotlib.rcParams), matplotlib.colors.to_rgb("k")
+        layers = ("m2nist_seg.training", "m2nist_seg.teaching", "m2nist_seg.deploy", "m2nist_seg.cli")
+        print(json.dumps({
+            "changed": sorted(key for key, value in before[0].items() if after[0][key] != value),
+            "colour codes kept": before[1] == after[1],
+            "loaded": sorted(name for name in sys.modules if name.startswith(layers)),
+        }))
+        """
+    )
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    assert json.loads(result.stdout.splitlines()[-1]) == {"changed": [], "colour codes kept": True, "loaded": []}
+
+
+def test_figures_compute_without_keras():
+    for path in Path(plots.__file__).parent.glob("*.py"):
+        nodes = list(ast.walk(ast.parse(path.read_text())))
+        names = {alias.name for node in nodes if isinstance(node, ast.Import) for alias in node.names}
+        names |= {node.module for node in nodes if isinstance(node, ast.ImportFrom) and node.module}
+        assert not {name.split(".")[0] for name in names} & {"keras", "tensorflow"}, path.name

@@ -253,6 +253,7 @@ def confidence_rgb(confidence: np.ndarray) -> np.ndarray:
     return matplotlib.colormaps["viridis"](confidence)[..., :3]
 
 
+@plots.themed
 def plot_view(image: np.ndarray, view: View) -> Figure:
     """A figure of a :class:`View`: the image, plain and ink-gated prediction, confidence, then the skip view."""
     import matplotlib.pyplot as plt
