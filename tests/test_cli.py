@@ -1,5 +1,7 @@
 """The command line: every invalid value is one clear line naming the option or file, and a non-zero exit."""
 
+import os
+import re
 import subprocess
 import sys
 
@@ -8,6 +10,7 @@ import pytest
 
 from m2nist_seg import cli, data
 from m2nist_seg import model as fcn
+from m2nist_seg.core import settings
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -209,3 +212,43 @@ def test_export_keeps_existing_files_unless_asked(tmp_path, small_model_file, ca
     code, _, err = run_cli(["export", "--model", str(model)], capsys)
     assert_one_line_error(code, err, "mine.onnx", "already exist")
     assert (tmp_path / "mine.onnx").read_bytes() == b"a learner's earlier export"
+
+
+def test_train_run_and_worker_options_are_train_configs_fields_with_its_defaults():
+    import dataclasses
+
+    from m2nist_seg.training.config import TrainConfig, from_args
+    from m2nist_seg.training.workers import worker_parser
+
+    fields = {spec.name for spec in dataclasses.fields(TrainConfig)} - {"verbose"}
+    parsers = {command: cli.build_parser() for command in ("train", "run")}
+    for command, parser in parsers.items():
+        args = parser.parse_args([command])
+        assert fields <= set(vars(args)), f"{command} lacks {fields - set(vars(args))}"
+        assert from_args(args) == TrainConfig()
+    worker_args = worker_parser().parse_args([])
+    assert fields <= set(vars(worker_args))
+    assert from_args(worker_args) == TrainConfig()
+
+
+def test_a_bad_value_gets_the_same_words_from_the_cli_and_from_python(capsys):
+    from m2nist_seg.core.errors import M2NISTError
+    from m2nist_seg.training.config import TrainConfig
+
+    for field, value, expected in [("batch_size", 0, "a positive whole number"), ("dropout", 1.5, "a rate in [0, 1)")]:
+        with pytest.raises(M2NISTError, match=re.escape(f"{field}: found {value!r}, expected {expected}")):
+            TrainConfig(**{field: value})
+        code, _, err = run_cli(["train", "--" + field.replace("_", "-"), str(value)], capsys)
+        assert_one_line_error(code, err, f"found '{value}', expected {expected}")
+
+
+def test_one_default_output_folder_for_the_cli_and_python(tmp_path):
+    probe = (
+        "from m2nist_seg import cli; from m2nist_seg.training.config import TrainConfig; "
+        "print(cli.build_parser().parse_args(['run']).output_dir); print(TrainConfig().output_dir)"
+    )
+    for env, expected in [({}, str(settings.RUNS_DIR)), ({"M2NIST_RUNS": str(tmp_path / "elsewhere")}, None)]:
+        environment = {k: v for k, v in os.environ.items() if k != "M2NIST_RUNS"} | env
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=environment)
+        from_cli, from_python = result.stdout.split()
+        assert from_cli == from_python == (expected or env["M2NIST_RUNS"]), result.stderr
