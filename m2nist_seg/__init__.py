@@ -1,12 +1,16 @@
 """m2nist_seg: semantic segmentation of handwritten digits (M2NIST) with an FCN-8.
 
-The package holds the logic that the tutorial notebooks import:
+The package holds the logic that the tutorial notebooks import, in one folder per layer (lowest first; a
+module imports only its own layer or lower ones: see the README's "Architecture"):
 
-- :mod:`m2nist_seg.data` loads, generates and validates M2NIST arrays;
-- :mod:`m2nist_seg.model` builds the CNN encoder with its FCN-8/16/32 decoder;
-- :mod:`m2nist_seg.evaluation.metrics` and :mod:`m2nist_seg.model.losses` score and train it;
-- :mod:`m2nist_seg.training.train` and :mod:`m2nist_seg.evaluation.evaluate` run the main job;
-- :mod:`m2nist_seg.viz.plots` draws the figures.
+- :mod:`m2nist_seg.core`: the error type, the run-wide switches, atomic writes, checked option values;
+- :mod:`m2nist_seg.data`: M2NIST arrays, the offline generator, the splits, the shared validators;
+- :mod:`m2nist_seg.model`: the CNN encoder with its FCN-8/16/32 decoder, and the losses;
+- :mod:`m2nist_seg.evaluation`: metrics, predictions (Keras or ONNX), reports, error analysis;
+- :mod:`m2nist_seg.training`, :mod:`m2nist_seg.deploy`, :mod:`m2nist_seg.viz`: training runs, the ONNX
+  export, the figures;
+- :mod:`m2nist_seg.teaching`: the exercise checks, references, the student edition, the explorer;
+- :mod:`m2nist_seg.cli`: the command line.
 
 Importing the package imports TensorFlow with its C++ start-up chatter (CUDA probing on a machine without a
 GPU, and the like) kept out of the output, and TensorFlow's Python logger set to errors only, so that
