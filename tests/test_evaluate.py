@@ -5,6 +5,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from conftest import real_sample
 
 from m2nist_seg import cli, data
 from m2nist_seg import model as fcn
@@ -233,6 +234,76 @@ def test_overlap_comes_from_the_layout():
     digits, _ = data.mnist_digits()
     both = (digits[0] > 0) & (digits[1] > 0)
     np.testing.assert_array_equal(analysis.overlap_mask(layout)[0, :28, :28], both)
+
+
+def test_without_a_layout_a_digit_read_wholly_as_another_is_a_misread():
+    bg = data.BACKGROUND
+    truth = np.full((1, 64, 84), bg, dtype=np.uint8)
+    truth[0, 10:12, 10:20] = 7  # the 7's bar: 20 pixels
+    diagonal = (np.arange(12, 20), np.arange(18, 10, -1))  # its stroke, 8 pixels touching only at corners
+    truth[0][diagonal] = 7
+    truth[0, 10:30, 40:43] = 1  # a 1: 60 pixels
+    predicted = truth.copy()
+    predicted[truth == 7] = 2  # the 7 read wholly as a 2: 28 of 28 pixels
+    predicted[0, 10, 40:43] = bg  # the 1's top edge missed
+    predicted[0, 20, 42] = 7  # an edge pixel of the 1 read as a 7: 1 of 60, no misread
+    predicted[0, 20, 43] = 1  # background beside the 1
+    causes = analysis.error_causes(truth, predicted)
+    assert (causes[truth == 7] == analysis.CAUSES.index("misread digit")).all()
+    one_errors = (truth != predicted) & (truth != 7)
+    assert (causes[one_errors] == analysis.CAUSES.index("boundary")).all()
+    table = analysis.error_breakdown(truth, predicted)
+    assert table["pixels"].to_dict() == {
+        "misread digit": 28,
+        "overlap": 0,
+        "boundary": 5,
+        "wrong digit": 0,
+        "missed ink": 0,
+        "spurious digit": 0,
+    }
+    # 8-connected, the 7 is one digit; 4-connected, its diagonal would make it 8 digits
+    found = analysis.misread_components(truth, predicted)
+    assert (found.placements, found.misread, found.digits) == (2, 1, frozenset())
+    np.testing.assert_array_equal(found.mask, truth == 7)
+
+
+def test_without_a_layout_each_component_of_a_class_is_judged_alone():
+    truth = np.full((1, 64, 84), data.BACKGROUND, dtype=np.uint8)
+    truth[0, 5:15, 5:10] = 3  # one 3: 50 pixels
+    truth[0, 5:15, 50:55] = 3  # another 3 in the same image: 50 pixels
+    predicted = truth.copy()
+    predicted[0, 5:11, 5:10] = 8  # 30 of the first 3's 50 pixels read as an 8: misread
+    predicted[0, 5:9, 50:55] = 8  # 20 of the second 3's 50 pixels: not misread (as one class, 50 of 100 would not be)
+    found = analysis.misread_components(truth, predicted)
+    assert (found.placements, found.misread) == (2, 1)
+    first = np.zeros_like(found.mask)
+    first[0, 5:15, 5:10] = True
+    np.testing.assert_array_equal(found.mask, first)
+    table = analysis.error_breakdown(truth, predicted)
+    # the second 3's 20 wrong pixels: 9 inside it (rows 6-8, columns 51-53) are wrong digits, 11 on its edge
+    assert table["pixels"].to_dict() == {
+        "misread digit": 30,
+        "overlap": 0,
+        "boundary": 11,
+        "wrong digit": 9,
+        "missed ink": 0,
+        "spurious digit": 0,
+    }
+
+
+def test_error_causes_on_real_samples_without_a_layout():
+    _, masks = real_sample("10_float32")
+    truth = data.masks_to_labels(masks)
+    next_digit = np.where(truth != data.BACKGROUND, (truth + 1) % 10, truth).astype(np.uint8)
+    found = analysis.misread_components(truth, next_digit)
+    classes_shown = sum(len(np.unique(labels[labels != data.BACKGROUND])) for labels in truth)
+    assert found.misread == found.placements >= classes_shown
+    table = analysis.error_breakdown(truth, next_digit)
+    assert table.loc["misread digit", "pixels"] == (truth != next_digit).sum()
+    shifted = np.roll(truth, 1, axis=-1)  # every edge off by one pixel: no digit is misread
+    table = analysis.error_breakdown(truth, shifted)
+    assert table["pixels"].sum() == (truth != shifted).sum()
+    assert table.loc["misread digit", "pixels"] == table.loc["overlap", "pixels"] == 0
 
 
 # --- plots ----------------------------------------------------------------------------------------------------
