@@ -1,4 +1,4 @@
-"""Command line: ``python -m m2nist_seg {generate,train,evaluate,predict,run,classroom} --help``."""
+"""Command line: ``python -m m2nist_seg {generate,train,evaluate,predict,export,run,classroom} --help``."""
 
 from __future__ import annotations
 
@@ -174,6 +174,16 @@ def cmd_classroom_build(args) -> None:
     print(f"{len(written)} student notebook(s) in {out}: solutions stubbed, outputs cleared")
 
 
+def cmd_classroom_nbgrader(args) -> None:
+    written = classroom.nbgrader_course(Path(args.directory), Path(args.source), overwrite=args.overwrite)
+    for path in written:
+        print(f"wrote {path}")
+    print(
+        f"nbgrader course in {args.directory}: cd there, then `nbgrader generate_assignment {classroom.ASSIGNMENT}` "
+        "(the teacher's guide, classroom/README.md, walks through hand-out, collection, autograding and feedback)"
+    )
+
+
 def cmd_classroom_check(args) -> None:
     source, out = Path(args.source), Path(args.out)
     stale = classroom.check_build(source, out)
@@ -248,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--source", default=str(classroom.SOURCE_DIR), help="teacher's edition (default: %(default)s)")
         sub.add_argument("--out", default=str(classroom.TARGET_DIR), help="student edition (default: %(default)s)")
         sub.set_defaults(func=func)
+    course = actions.add_parser("nbgrader", help="write an nbgrader course folder: nbgrader_config.py and source/")
+    course.add_argument("directory", help="the course folder to write (nbgrader's course root)")
+    course.add_argument("--source", default=str(classroom.SOURCE_DIR), help="teacher's edition (default: %(default)s)")
+    course.add_argument("--overwrite", action="store_true", help="replace files of an earlier course folder")
+    course.set_defaults(func=cmd_classroom_nbgrader)
     return parser
 
 

@@ -1017,3 +1017,31 @@ def test_model_to_evaluate_says_which_model(tmp_path, monkeypatch, capsys, use_m
     assert says in out and str(tmp_path) not in out
     expected = 775_835 if not (use_mine and trained) else fcn.count_params(fcn.build_fcn8(widths=(8, 8, 16, 16, 16)))
     assert fcn.count_params(model) == expected
+
+
+def test_autograde_does_nothing_for_a_learner_without_nbgrader(monkeypatch):
+    monkeypatch.delenv("M2NIST_AUTOGRADE", raising=False)
+    checks.autograde(checks.CheckResult(False, "✗ iou_dice is not written yet"), references=["FCN-8"])
+
+
+def test_autograde_fails_a_failed_check_under_nbgrader_with_its_own_line(monkeypatch):
+    monkeypatch.setenv("M2NIST_AUTOGRADE", "1")
+    checks.autograde(checks.CheckResult(True, "✓ fine"))
+    with pytest.raises(AssertionError, match="^✗ iou_dice is not written yet$"):
+        checks.autograde(checks.CheckResult(False, "✗ iou_dice is not written yet"))
+    quick = checks.GradeResult(False, "○ not graded in quick mode", 0.41, False)
+    checks.autograde(quick)
+    with pytest.raises(AssertionError, match="FAIL"):
+        checks.autograde(checks.GradeResult(False, "✗ FAIL: mean digit IoU 0.400 < 0.60", 0.4, True))
+    with pytest.raises(AssertionError, match="still uses the reference FCN-8, compile step"):
+        checks.autograde(quick, references=["FCN-8", "compile step"])
+
+
+def test_the_notebook_remembers_which_reference_solutions_it_runs_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(exercises, "_references_in_use", set())  # this test's notebook session only
+    failed, passed = checks.CheckResult(False, "✗"), checks.CheckResult(True, "✓")
+    exercises.mine_or_reference(failed, "mine", "reference", "compile step")
+    exercises.recall_model(tmp_path / "no-model.keras")
+    assert exercises.references_in_use() == ["FCN-8", "compile step"]
+    exercises.mine_or_reference(passed, "mine", "reference", "compile step")
+    assert exercises.references_in_use() == ["FCN-8"]

@@ -252,3 +252,13 @@ def test_one_default_output_folder_for_the_cli_and_python(tmp_path):
         result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=environment)
         from_cli, from_python = result.stdout.split()
         assert from_cli == from_python == (expected or env["M2NIST_RUNS"]), result.stderr
+
+
+def test_classroom_nbgrader_writes_a_course_once(tmp_path, capsys):
+    code, out, _ = run_cli(["classroom", "nbgrader", str(tmp_path / "course")], capsys)
+    assert code == 0 and "nbgrader generate_assignment m2nist" in out
+    assert (tmp_path / "course" / "nbgrader_config.py").is_file()
+    code, _, err = run_cli(["classroom", "nbgrader", str(tmp_path / "course")], capsys)
+    assert_one_line_error(code, err, "nbgrader_config.py: already exists", "--overwrite")
+    code, _, err = run_cli(["classroom", "nbgrader", str(tmp_path / "c2"), "--source", str(tmp_path / "none")], capsys)
+    assert_one_line_error(code, err, "no such folder, expected the teacher's notebooks")

@@ -7,6 +7,9 @@
 - ``M2NIST_RUNS`` moves the folder that the notebooks train into (default: ``runs/`` in the project when
   working from a checkout, else ``runs/`` in the current folder: an installed package never writes into
   site-packages).
+- ``M2NIST_AUTOGRADE=1`` marks a run by nbgrader's autograder (the course's ``nbgrader_config.py`` sets it):
+  each exercise's autograder cell then fails when its check failed, so that the exercise loses its points;
+  for a learner without nbgrader those cells do nothing.
 - ``M2NIST_SAVE_FIGURES=1`` lets the notebooks write the README's figures into the tracked ``figures/``
   folder; without it a learner's run leaves the git tree untouched.
 """
@@ -22,6 +25,7 @@ T = TypeVar("T")
 QUICK_VARIABLE = "M2NIST_QUICK"
 STRICT_VARIABLE = "M2NIST_STRICT"
 SAVE_FIGURES_VARIABLE = "M2NIST_SAVE_FIGURES"
+AUTOGRADE_VARIABLE = "M2NIST_AUTOGRADE"
 _TRUE = {"1", "true", "yes", "on"}
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # m2nist_seg/, this file being m2nist_seg/core/settings.py
 PROJECT_ROOT = PACKAGE_DIR.parent
@@ -45,6 +49,11 @@ def quick_mode() -> bool:
 def strict_mode() -> bool:
     """True when ``M2NIST_STRICT`` is set to 1, true, yes or on (any case): failed checks raise."""
     return _flag(STRICT_VARIABLE)
+
+
+def autograding() -> bool:
+    """True when ``M2NIST_AUTOGRADE`` is set to 1, true, yes or on (any case): nbgrader is grading the notebook."""
+    return _flag(AUTOGRADE_VARIABLE)
 
 
 def save_figures() -> bool:

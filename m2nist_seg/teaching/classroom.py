@@ -8,6 +8,10 @@ lines ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's convention), i
     raise NotImplementedError("dice_score is not written yet")
 
 Errors name the notebook and the cell, counted from 0 as nbval counts them, with the cell's id and the line.
+
+The teacher's edition also carries nbgrader's cell metadata (solution cells, and after each check a locked,
+graded autograder cell), which both editions keep. :func:`nbgrader_course` writes a course folder for
+nbgrader: ``nbgrader_config.py`` and ``source/m2nist/*.ipynb``, ready for ``nbgrader generate_assignment m2nist``.
 """
 
 from __future__ import annotations
@@ -155,19 +159,27 @@ def student_notebook(notebook: dict, *, name: str = "notebook") -> dict:
     Code cells lose their outputs, execution count and :data:`RUN_METADATA`; ids, tags, markdown and raw cells and
     the notebook's metadata stay as they are. ``name`` names the notebook in error messages.
     """
-    student = copy.deepcopy(notebook)
-    for index, cell in enumerate(_check_notebook(student, name)):
+    _check_notebook(notebook, name)
+    student = cleared_notebook(notebook)
+    for index, cell in enumerate(student["cells"]):
         if cell.get("cell_type") != "code":
             continue
-        cell["outputs"] = []
-        cell["execution_count"] = None
-        for field in RUN_METADATA:
-            cell.get("metadata", {}).pop(field, None)
         text = _text(cell["source"])
         stubbed = student_cell_source(text, where=_cell_name(name, index, cell))
         if stubbed != text:
             cell["source"] = stubbed if isinstance(cell["source"], str) else stubbed.splitlines(True)
     return student
+
+
+def cleared_notebook(notebook: dict) -> dict:
+    """A copy of ``notebook`` whose code cells have no outputs, execution counts or :data:`RUN_METADATA`."""
+    cleared = copy.deepcopy(notebook)
+    for cell in cleared["cells"]:
+        if cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+            for field in RUN_METADATA:
+                cell.get("metadata", {}).pop(field, None)
+    return cleared
 
 
 def solution_lines(notebook: dict, *, name: str = "notebook") -> list[str]:
@@ -201,8 +213,8 @@ def read_notebook(path: Path) -> dict:
     return notebook
 
 
-def _render(source_dir: Path, target_dir: Path) -> dict[str, str]:
-    """The student edition of every notebook in ``source_dir``: file name to JSON text. Writes nothing."""
+def _teacher_notebooks(source_dir: Path, target_dir: Path) -> list[Path]:
+    """The teacher's notebooks in ``source_dir``, sorted, refusing a ``target_dir`` that is ``source_dir``."""
     if not source_dir.is_dir():
         raise M2NISTError(f"{source_dir}: no such folder, expected the teacher's notebooks (*.ipynb)")
     if target_dir.resolve() == source_dir.resolve():
@@ -211,6 +223,12 @@ def _render(source_dir: Path, target_dir: Path) -> dict[str, str]:
     paths = sorted(path for path in source_dir.glob("*.ipynb") if not path.name.startswith("."))
     if not paths:
         raise M2NISTError(f"{source_dir}: no notebooks, expected the teacher's notebooks (*.ipynb)")
+    return paths
+
+
+def _render(source_dir: Path, target_dir: Path) -> dict[str, str]:
+    """The student edition of every notebook in ``source_dir``: file name to JSON text. Writes nothing."""
+    paths = _teacher_notebooks(source_dir, target_dir)
     return {path.name: notebook_json(student_notebook(read_notebook(path), name=str(path))) for path in paths}
 
 
@@ -245,3 +263,54 @@ def check_build(source_dir: Path = SOURCE_DIR, target_dir: Path = TARGET_DIR) ->
         if not path.is_file() or path.read_bytes() != text.encode("utf-8"):
             stale.add(file_name)
     return sorted(stale)
+
+
+ASSIGNMENT = "m2nist"
+NBGRADER_CONFIG = """\
+\"\"\"nbgrader's configuration for the m2nist-seg course, written by `python -m m2nist_seg classroom nbgrader`.
+
+Run nbgrader from this folder, in the environment where m2nist_seg is installed (see the teacher's guide).
+\"\"\"
+
+import os
+
+c = get_config()  # noqa: F821  (nbgrader defines it)
+c.CourseDirectory.course_id = "m2nist-seg"
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+
+# The solution markers, exactly as the notebooks write them.
+c.ClearSolutions.begin_solution_delimeter = "{begin}"
+c.ClearSolutions.end_solution_delimeter = "{end}"
+
+# Under autograding each exercise's graded cell fails when its check failed (M2NIST_AUTOGRADE), the checks print
+# their hints instead of raising (M2NIST_STRICT off) so that later cells run on the reference solutions, and each
+# submission trains into a runs/ folder of its own (M2NIST_RUNS, relative to the notebook's folder).
+os.environ["M2NIST_AUTOGRADE"] = "1"
+os.environ["M2NIST_STRICT"] = "0"
+os.environ["M2NIST_RUNS"] = "runs"
+
+# Notebook 03 trains a model: a cell may run for up to an hour (nbgrader's default is 30 seconds).
+c.Execute.timeout = 3600
+"""
+
+
+def nbgrader_course(directory: Path, source_dir: Path = SOURCE_DIR, overwrite: bool = False) -> list[Path]:
+    """Write an nbgrader course folder: ``directory/nbgrader_config.py`` and the teacher's notebooks, outputs
+    cleared, as ``directory/source/m2nist/*.ipynb``; return the paths written.
+
+    Every notebook is read and checked before anything is written, each file is written atomically, and files
+    that exist are replaced only with ``overwrite``.
+    """
+    directory, source_dir = Path(directory), Path(source_dir)
+    target = directory / "source" / ASSIGNMENT
+    paths = _teacher_notebooks(source_dir, target)
+    notebooks = {path.name: notebook_json(cleared_notebook(read_notebook(path))) for path in paths}
+    files = {directory / "nbgrader_config.py": NBGRADER_CONFIG.format(begin=BEGIN, end=END)}
+    files.update({target / name: text for name, text in notebooks.items()})
+    existing = [str(path) for path in files if path.exists()]
+    if existing and not overwrite:
+        raise M2NISTError(f"{existing[0]}: already exists, expected a new course folder (or --overwrite to replace it)")
+    for path, text in files.items():
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    return list(files)

@@ -14,10 +14,11 @@ The checks live by notebook, over the shared plumbing of :mod:`~m2nist_seg.teach
 - :mod:`~m2nist_seg.teaching.checks.nb03_training`: :func:`check_dice_loss`, :func:`check_compiled`,
   :func:`check_compile`, and :func:`grade`, mean digit IoU on the test split against a pass mark.
 
-None of them imports :mod:`m2nist_seg.training`.
+Under nbgrader, a graded cell after each check calls :func:`autograde`, which fails when the check failed (and
+only under autograding, ``M2NIST_AUTOGRADE=1``). None of them imports :mod:`m2nist_seg.training`.
 """
 
-from m2nist_seg.teaching.checks.feedback import CheckResult, GradeResult
+from m2nist_seg.teaching.checks.feedback import CheckResult, GradeResult, autograde
 from m2nist_seg.teaching.checks.nb01_metrics import check_iou_dice
 from m2nist_seg.teaching.checks.nb02_model import check_conv_block, check_decoder, check_encoder, check_model
 from m2nist_seg.teaching.checks.nb03_training import check_compile, check_compiled, check_dice_loss, grade
@@ -25,6 +26,7 @@ from m2nist_seg.teaching.checks.nb03_training import check_compile, check_compil
 __all__ = [
     "CheckResult",
     "GradeResult",
+    "autograde",
     "check_compile",
     "check_compiled",
     "check_conv_block",

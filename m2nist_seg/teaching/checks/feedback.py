@@ -6,13 +6,14 @@
 - :class:`Fault`, :func:`run_check` and :func:`call_learner`: a check's body raises a :class:`Fault` whose message
   is the hint; any other exception, the learner's or the check's, becomes a hint too, so a check never raises
   outside strict mode;
-- :func:`describe_error`, :func:`describe_stub` and :func:`kind_of`: exceptions and values as short phrases.
+- :func:`describe_error`, :func:`describe_stub` and :func:`kind_of`: exceptions and values as short phrases;
+- :func:`autograde`: the body of each exercise's graded nbgrader cell.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,24 @@ def say(passed: bool, text: str) -> str:
     if not passed and settings.strict_mode():
         raise AssertionError(message)
     return message
+
+
+def autograde(result: CheckResult, references: Sequence[str] = ()) -> None:
+    """Under nbgrader's autograding (:func:`m2nist_seg.core.settings.autograding`), raise ``AssertionError`` with
+    the check's own line when ``result`` failed, or when the work graded still leans on the reference solutions
+    named in ``references``; the exercise then scores 0. Otherwise do nothing: a learner's notebook runs on.
+
+    A :class:`GradeResult` of quick mode (``graded`` False: the training was shortened) counts as passed when the
+    model ran, since the pass mark applies at full settings only.
+    """
+    if not settings.autograding():
+        return
+    ungraded = isinstance(result, GradeResult) and not result.graded
+    if not (result.passed or ungraded):
+        raise AssertionError(result.message)
+    if references:
+        used = ", ".join(references)
+        raise AssertionError(f"{FAILED} only your own work is graded: this still uses the reference {used}")
 
 
 def run_check(body: Callable[[], str]) -> CheckResult:
