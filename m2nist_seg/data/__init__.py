@@ -6,6 +6,7 @@
   (N, 64, 84, 11), label maps uint8 (N, 64, 84) with values 0–10), conversions, validation, ``.npy`` files;
 - :mod:`~m2nist_seg.data.download`: the public zip, verified and cached;
 - :mod:`~m2nist_seg.data.generator`: M2NIST images drawn from real MNIST digits, offline;
+- :mod:`~m2nist_seg.data.strokes`: the drawing board's soft-edged pen and the stroke skeletons of digits;
 - :mod:`~m2nist_seg.data.splits`: :func:`load`, the seeded train / validation / test splits;
 - :mod:`~m2nist_seg.data.pipeline`: :func:`make_dataset`, batches for Keras.
 

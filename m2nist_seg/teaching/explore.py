@@ -29,6 +29,7 @@ from scipy.special import softmax
 from m2nist_seg import data
 from m2nist_seg.core import settings
 from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.data.strokes import PEN_WIDTH, distance_to_polyline, pen_ink
 from m2nist_seg.evaluation import evaluate, metrics
 from m2nist_seg.viz import plots
 
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
     import ipywidgets
     from matplotlib.figure import Figure
 
-PEN_WIDTH = 3.0
-PEN_EDGE = 1.5
 DEBOUNCE_SECONDS = 0.15
 CANVAS_SCALE = 6
 OUTPUT_SCALE = 4
@@ -55,9 +54,10 @@ class DrawingBoard:
         """Draw (or with ``erase``, rub out) a polyline through ``points``: (row, col) pairs in image pixels.
 
         The pen is round: full ink up to ``width / 2 - 0.75`` pixels from the line, then a linear fade over
-        ``PEN_EDGE`` pixels, like the anti-aliased edges of MNIST strokes. Ink combines by maximum.
+        ``PEN_EDGE`` pixels, like the anti-aliased edges of MNIST strokes (:func:`data.strokes.pen_ink`). Ink
+        combines by maximum.
         """
-        ink = np.round(255 * np.clip((width / 2 - _distance_to_polyline(points)) / PEN_EDGE + 0.5, 0, 1))
+        ink = pen_ink(distance_to_polyline(points), width)
         if erase:
             self.image = np.minimum(self.image, 255 - ink).astype(np.uint8)
         else:
@@ -66,16 +66,6 @@ class DrawingBoard:
     def clear(self) -> None:
         """Blank the image."""
         self.image = np.zeros(data.IMAGE_SHAPE, dtype=np.uint8)
-
-
-def _distance_to_polyline(points: Sequence[tuple[float, float]]) -> np.ndarray:
-    """float64 (64, 84): each pixel centre's distance to the polyline through ``points`` (K, 2), K ≥ 1."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    start, end = (points, points) if len(points) == 1 else (points[:-1], points[1:])
-    along = end - start
-    pixels = np.stack(np.indices(data.IMAGE_SHAPE), axis=-1)[:, :, None, :].astype(np.float64)
-    t = np.clip(((pixels - start) * along).sum(-1) / np.maximum((along**2).sum(-1), 1e-12), 0, 1)
-    return np.linalg.norm(pixels - (start + t[..., None] * along), axis=-1).min(axis=-1)
 
 
 class Composer:
