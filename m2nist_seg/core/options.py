@@ -14,10 +14,12 @@ from typing import Any
 @dataclass(frozen=True)
 class Check:
     """A rule one option's value must follow: ``accept(value)`` is true for a good value, and ``expected`` says
-    what a good value is, for the error message."""
+    what a good value is, for the error message. For an option of several values, ``each`` is the rule of one
+    of them (the command line reads them one by one)."""
 
     accept: Callable[[Any], bool]
     expected: str
+    each: Check | None = None
 
 
 def _is_int(value) -> bool:
@@ -33,8 +35,9 @@ NON_NEGATIVE_INT = Check(lambda v: _is_int(v) and v >= 0, "a whole number ≥ 0"
 POSITIVE_NUMBER = Check(lambda v: _is_number(v) and v > 0, "a positive number")
 RATE = Check(lambda v: _is_number(v) and 0 <= v < 1, "a rate in [0, 1)")
 POSITIVE_INTS = Check(
-    lambda v: isinstance(v, tuple | list) and len(v) > 0 and all(_is_int(x) and x >= 1 for x in v),
+    lambda v: isinstance(v, tuple | list) and len(v) > 0 and all(POSITIVE_INT.accept(x) for x in v),
     "one or more positive whole numbers",
+    each=POSITIVE_INT,
 )
 NAME = Check(lambda v: isinstance(v, str) and v.strip() != "" and "/" not in v, "a non-empty name without '/'")
 TEXT = Check(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty text")

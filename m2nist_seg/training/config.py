@@ -5,7 +5,6 @@ config validates itself with them when it is made (:meth:`TrainConfig.validate`)
 ``train``, ``run`` and worker options are generated from the same fields (:func:`add_options`,
 :func:`from_args`): ``--batch-size`` is the field ``batch_size``, its type comes from the field's type hint
 (a ``Literal`` gives the choices), and a bad value is refused by the field's own check, with the same words.
-
 """
 
 from __future__ import annotations
@@ -143,10 +142,10 @@ def literal_choices(spec: dataclasses.Field) -> tuple[str, ...]:
 
 
 def _parser_type(spec: dataclasses.Field, convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """The argparse type of one value of ``spec``: ``convert`` it, then apply the field's check (for a tuple
-    field, to each value)."""
+    """The argparse type of one value of ``spec``: ``convert`` it, then apply the field's check (for a field of
+    several values, the check of each)."""
     check = field_check(spec)
-    return argument_type(convert, POSITIVE_INT if check is POSITIVE_INTS else check)
+    return argument_type(convert, check.each or check if check else None)
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
