@@ -71,6 +71,9 @@ class TrainConfig:
     elastic_epochs: int = option(
         0, "also warp the digits elastically in this many first epochs; needs distort_digits", NON_NEGATIVE_INT
     )
+    augment: bool = option(
+        False, "augment each batch: affine moves, stroke width, binary pen, contrast, noise (data.augment)", FLAG
+    )
     patience: int = option(4, "early-stopping epochs", POSITIVE_INT)
     widths: tuple[int, ...] = option(DEFAULT_WIDTHS, "channels of the encoder's 5 blocks", POSITIVE_INTS)
     convs_per_block: tuple[int, ...] = option(DEFAULT_CONVS, "convolutions in each encoder block", POSITIVE_INTS)

@@ -1,7 +1,8 @@
 """The training data as endless, seeded streams of batches that a resumed run can restart at any epoch.
 
 Epoch ``e`` of a run is a function of the run's seed and ``e`` only (:func:`epoch_seed`), so a run resumed at
-epoch ``e`` sees exactly the batches an uninterrupted one would.
+epoch ``e`` sees exactly the batches an uninterrupted one would. With ``TrainConfig.augment`` each batch is also
+augmented (:mod:`m2nist_seg.data.augment`) from a seed of the run's seed and the batch's number.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from m2nist_seg import data
+from m2nist_seg.data.augment import augment_batch
 from m2nist_seg.training.config import TrainConfig
 
 
@@ -20,8 +22,15 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def stream(draw: Callable[[int], tuple[np.ndarray, np.ndarray]], n: int, batch_size: int, first_epoch: int):
-    """Endless batches; epoch ``e`` holds the ``n`` images of ``draw(e)``, starting at ``first_epoch``."""
+def stream(
+    draw: Callable[[int], tuple[np.ndarray, np.ndarray]],
+    n: int,
+    batch_size: int,
+    first_epoch: int,
+    augment_seed: int | None = None,
+):
+    """Endless batches; epoch ``e`` holds the ``n`` images of ``draw(e)``, starting at ``first_epoch``. With an
+    ``augment_seed``, batch number ``k`` (counted from epoch 0) is augmented from the seed (augment_seed, k)."""
 
     def epochs():
         for epoch in range(first_epoch, 1_000_000):
@@ -34,7 +43,14 @@ def stream(draw: Callable[[int], tuple[np.ndarray, np.ndarray]], n: int, batch_s
     epochs_ds = tf.data.Dataset.from_generator(epochs, output_signature=signature)
     batches = epochs_ds.flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)))
     batches = batches.batch(batch_size, drop_remainder=True)
-    return batches.map(data.to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    batches = batches.map(data.to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment_seed is not None:
+        numbered = batches.enumerate(start=first_epoch * (n // batch_size))
+        batches = numbered.map(
+            lambda k, batch: augment_batch(*batch, tf.stack([tf.constant(augment_seed, tf.int64), k])),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def fresh_training_data(config: TrainConfig, n: int, first_epoch: int = 0) -> tf.data.Dataset:
@@ -51,7 +67,7 @@ def fresh_training_data(config: TrainConfig, n: int, first_epoch: int = 0) -> tf
         seed = epoch_seed(config.seed, epoch)
         return data.generate_labels(n, seed=seed, pool="train", distort=config.distort_digits, elastic=elastic)
 
-    return stream(draw, n, config.batch_size, first_epoch)
+    return stream(draw, n, config.batch_size, first_epoch, config.seed if config.augment else None)
 
 
 def shuffled_training_data(config: TrainConfig, split: data.Split, n: int, first_epoch: int = 0) -> tf.data.Dataset:
@@ -65,4 +81,4 @@ def shuffled_training_data(config: TrainConfig, split: data.Split, n: int, first
         order = np.random.default_rng(epoch_seed(config.seed, epoch)).permutation(len(split))[:n]
         return split.images[order], split.labels[order]
 
-    return stream(draw, n, config.batch_size, first_epoch)
+    return stream(draw, n, config.batch_size, first_epoch, config.seed if config.augment else None)
