@@ -19,7 +19,15 @@ from m2nist_seg.training.config import add_options, from_args
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line naming the option, then exit status 2 (no usage dump)."""
+    """An argument parser whose errors are one line naming the option, then exit status 2 (no usage dump).
+
+    Options must be spelled in full: an abbreviation could silently mean another option (``--time-budget``
+    once took minutes; ``--time-budget-s`` takes seconds).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")

@@ -262,3 +262,8 @@ def test_classroom_nbgrader_writes_a_course_once(tmp_path, capsys):
     assert_one_line_error(code, err, "nbgrader_config.py: already exists", "--overwrite")
     code, _, err = run_cli(["classroom", "nbgrader", str(tmp_path / "c2"), "--source", str(tmp_path / "none")], capsys)
     assert_one_line_error(code, err, "no such folder, expected the teacher's notebooks")
+
+
+def test_an_abbreviated_option_is_refused_rather_than_guessed(capsys):
+    code, _, err = run_cli(["train", "--time-budget", "5"], capsys)
+    assert_one_line_error(code, err, "unrecognized arguments: --time-budget 5")
