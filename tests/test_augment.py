@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 from conftest import TINY
 
+from m2nist_seg.core.errors import M2NISTError
 from m2nist_seg.data import BACKGROUND
-from m2nist_seg.data.augment import Augmentation, augment_batch, follow_ink
+from m2nist_seg.data.augment import DEFAULT_RECIPE, RECIPES, Augmentation, augment_batch, follow_ink
 
 NOTHING = Augmentation(affine=0, thicker=0, thinner=0, binary_pen=0, contrast=0, noise=0)
 SEED = tf.constant([3, 4])
@@ -81,6 +82,40 @@ def test_noise_is_not_ink_the_labels_stay():
     got_image, got_labels = run(replace(NOTHING, noise=1.0, max_noise_sd=25.0), image, labels)
     np.testing.assert_array_equal(got_labels, labels)
     assert got_image.min() >= 0 and got_image.max() <= 255 and not np.array_equal(got_image, image)
+
+
+def test_salt_and_pepper_sets_pixels_to_255_or_0_and_the_labels_stay():
+    image = np.full((20, 20), 120.0)
+    labels = np.full((20, 20), 3)
+    got_image, got_labels = run(replace(NOTHING, speckle=1.0, max_speckle=0.5), image, labels)
+    np.testing.assert_array_equal(got_labels, labels)
+    assert set(np.unique(got_image)) == {0.0, 120.0, 255.0}, "salt (255), pepper (0), the rest kept"
+    hit = (got_image != 120).mean()
+    assert 0 < hit <= 0.5
+    untouched, _ = run(replace(NOTHING, speckle=0.0, max_speckle=0.5), image, labels)
+    np.testing.assert_array_equal(untouched, image)
+
+
+def test_every_recipe_is_a_set_of_probabilities_and_the_default_is_one_of_them():
+    assert DEFAULT_RECIPE in RECIPES
+    for name, recipe in RECIPES.items():
+        for chance in ("affine", "thicker", "thinner", "binary_pen", "contrast", "noise", "speckle"):
+            assert 0 <= getattr(recipe, chance) <= 1, (name, chance)
+    assert RECIPES["moves"].affine > 0 and RECIPES["moves"].noise == 0 and RECIPES["moves"].speckle == 0
+
+
+def test_the_config_names_its_recipe_and_refuses_an_unknown_one(tmp_path):
+    from m2nist_seg.training.config import TrainConfig
+    from m2nist_seg.training.streams import fresh_training_data
+
+    assert TrainConfig().augmentation == DEFAULT_RECIPE
+    with pytest.raises(M2NISTError, match="augmentation: found 'sparkles', expected one of moves, ink"):
+        TrainConfig(augmentation="sparkles")
+    first = {
+        name: next(iter(fresh_training_data(TrainConfig(**TINY, augment=True, augmentation=name), 32)))[0].numpy()
+        for name in ("moves", "ink_speckle")
+    }
+    assert not np.array_equal(first["moves"], first["ink_speckle"]), "the recipe changes the batches"
 
 
 def test_an_affine_move_keeps_digits_on_ink_and_is_the_identity_at_zero_strength():

@@ -8,6 +8,7 @@ import pytest
 
 from m2nist_seg.core.errors import M2NISTError
 from m2nist_seg.training import experiments
+from m2nist_seg.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,3 +63,12 @@ def test_label_maps_survive_the_evidence_encoding():
     assert [len(text) for text in encoded] == [64 * 84] * 3
     assert set("".join(encoded)) <= set("0123456789a")
     np.testing.assert_array_equal(experiments.decode_label_maps(encoded), labels)
+
+
+def test_evidence_trains_on_the_schedule_it_was_made_with(tmp_path):
+    """The committed evidence was trained at Adam 8e-3 without warm-up; the default run has moved on since, and
+    a re-run of the evidence must not move with it."""
+    config = experiments.evidence_config(str(tmp_path), "ce-8-0", epochs=8, seed=0, loss="ce")
+    assert (config.learning_rate, config.warmup_epochs) == (8e-3, 0)
+    assert (config.patience, config.loss) == (8, "ce")
+    assert (TrainConfig().learning_rate, TrainConfig().warmup_epochs) != (8e-3, 0)

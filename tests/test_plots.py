@@ -22,6 +22,7 @@ from matplotlib.text import Text  # noqa: E402
 
 from m2nist_seg import data  # noqa: E402
 from m2nist_seg import model as fcn  # noqa: E402
+from m2nist_seg.core.errors import M2NISTError
 from m2nist_seg.evaluation import evaluate, metrics
 from m2nist_seg.training.callbacks import PredictionRecorder  # noqa: E402
 from m2nist_seg.viz import evaluation_figures, plots, style
@@ -358,3 +359,21 @@ def test_figures_compute_without_keras():
         names = {alias.name for node in nodes if isinstance(node, ast.Import) for alias in node.names}
         names |= {node.module for node in nodes if isinstance(node, ast.ImportFrom) and node.module}
         assert not {name.split(".")[0] for name in names} & {"keras", "tensorflow"}, path.name
+
+
+def test_worst_cases_show_each_conditions_worst_image_with_its_name_and_iou():
+    truth = np.full((2, 64, 84), data.BACKGROUND, dtype=np.uint8)
+    truth[:, 10:20, 10:20] = 4
+    wrong = np.where(truth == 4, 7, truth).astype(np.uint8)
+    images = np.where(truth == 4, 255, 0).astype(np.uint8)
+    cases = {
+        "binary pen": (images, truth, wrong, np.array([0.0, 0.5])),
+        "rotate +10°": (images[::-1], truth, truth, np.array([1.0, 1.0])),
+    }
+    fig = plots.plot_worst_cases(cases, title="worst")
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["binary pen", "rotate +10°"]
+    assert [ax.get_ylabel() for ax in axes[:, 2]] == ["IoU 0.00", "IoU 1.00"]
+    np.testing.assert_array_equal(axes[0, 2].get_images()[0].get_array(), style.colorize(wrong[0]))
+    with pytest.raises(M2NISTError, match="cases: found none"):
+        plots.plot_worst_cases({})

@@ -61,3 +61,29 @@ def test_the_report_records_a_reproducible_run():
     options = {"epochs": "--epochs", "patience": "--patience", "batch_size": "--batch-size"}
     for field, option in options.items():
         assert f"{option} {training['config'][field]}" in readme, option
+
+
+def test_the_report_records_the_augmentation_recipe_and_the_validation_scores_that_chose_it():
+    """The shipped run's recipe is the one the validation evidence chose: of the arms that
+    ``benchmarks/bench_augment.py`` trained, the one whose lowest validation row of the robustness suite is
+    highest; the README quotes every arm's clean and lowest row."""
+    from dataclasses import asdict
+
+    from m2nist_seg.data.augment import DEFAULT_RECIPE, RECIPES
+
+    training = json.loads(REPORT.read_text())["training"]
+    selection = training["selection"]
+    assert training["config"]["augment"] is True
+    assert training["config"]["augmentation"] == selection["augmentation"] == DEFAULT_RECIPE
+    assert selection["recipe"] == asdict(RECIPES[DEFAULT_RECIPE])
+    evidence = json.loads((ROOT / selection["evidence"]).read_text())
+    lowest = {arm: min(scores["validation_robustness"].values()) for arm, scores in evidence["arms"].items()}
+    assert max(lowest, key=lowest.get) == selection["augmentation"]
+    assert selection["validation_lowest_row"] == pytest.approx(lowest)
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Robust to what learners draw") :]
+    for arm, scores in evidence["arms"].items():
+        row = re.search(rf"^\| `?{re.escape(arm)}`? \|.*$", section, re.M)
+        assert row, f"the README's recipe table has no row for {arm}"
+        assert f"{scores['validation_robustness']['clean']:.3f}" in row.group(0), arm
+        assert f"{lowest[arm]:.3f}" in row.group(0), arm

@@ -187,14 +187,20 @@ def interrupt_before_an_option_existed(config: TrainConfig, option: str) -> None
     path.write_text(json.dumps(state))
 
 
-def test_an_option_added_since_the_interruption_counts_as_its_default(tmp_path):
-    config = TrainConfig(**TINY, output_dir=str(tmp_path), name="run")
+def test_an_option_added_since_the_interruption_counts_as_its_value_before_it_existed(tmp_path):
+    """A record written before ``warmup_epochs`` existed was trained without warm-up (0), although today's
+    default is 1: it resumes with 0 and is refused with the default. An option whose default never changed
+    (``augment``) counts as its default."""
+    config = TrainConfig(**TINY, output_dir=str(tmp_path), name="run", warmup_epochs=0)
     interrupt_before_an_option_existed(config, "warmup_epochs")
     assert train(config)["training"]["epochs"] == 2
-    other = TrainConfig(**TINY, output_dir=str(tmp_path), name="other")
+    other = TrainConfig(**TINY, output_dir=str(tmp_path), name="other", warmup_epochs=0)
     interrupt_before_an_option_existed(other, "warmup_epochs")
     with pytest.raises(M2NISTError, match="warmup_epochs: 0 → 1"):
         train(dataclasses.replace(other, warmup_epochs=1))
+    third = TrainConfig(**TINY, output_dir=str(tmp_path), name="third")
+    interrupt_before_an_option_existed(third, "augment")
+    assert train(third)["training"]["epochs"] == 2
 
 
 def test_the_state_record_is_written_after_the_backup_and_names_it(tmp_path):

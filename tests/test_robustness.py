@@ -246,6 +246,11 @@ def test_the_table_has_one_row_per_condition_with_scores_in_0_1(tiny_model, test
     assert (scored["note"] == "").all()
 
 
+def test_the_split_conditions_are_every_condition_but_the_real_samples():
+    assert list(robustness.SPLIT_CONDITIONS) == [c for c in robustness.CONDITIONS if c != "real Kaggle samples"]
+    assert all(robustness.SPLIT_CONDITIONS[c] is robustness.CONDITIONS[c] for c in robustness.SPLIT_CONDITIONS)
+
+
 def test_a_missing_sample_folder_skips_its_row_with_a_note(tiny_model, test_images, monkeypatch, tmp_path):
     monkeypatch.setattr(robustness, "SAMPLE_DIR", tmp_path)
     conditions = {name: robustness.CONDITIONS[name] for name in ("clean", "real Kaggle samples")}

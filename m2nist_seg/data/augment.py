@@ -7,11 +7,15 @@ Each image of a batch is changed independently, each change with its own probabi
 - thicker strokes (a 3×3 grey dilation: one pixel more on every side) or thinner ones (a 3×3 grey erosion);
 - a binary pen, as the drawing canvas gives: ink of 128 or more becomes 255, fainter ink disappears;
 - lower contrast: the ink is scaled by a factor below 1;
-- Gaussian noise, last, over the whole image.
+- Gaussian noise, then salt-and-pepper noise (pixels set to 255 or 0), last, over the whole image.
 
 Masks follow the ink (:func:`follow_ink`), as in M2NIST, where a pixel is a digit exactly when it has ink: a pixel
 that has no ink after a change is background, and a pixel that gained ink takes the digit of an inked neighbour
 (3×3). Noise is not ink: it leaves the labels as they are.
+
+:data:`RECIPES` names the recipes that were tried on the validation split (``benchmarks/bench_augment.py``);
+:data:`DEFAULT_RECIPE` is the one chosen there, and ``TrainConfig.augmentation`` picks one. The README's section
+"Robust to what learners draw" has the scores.
 
 Every random draw is stateless, from a seed of two integers that the training stream derives from the run's seed
 and the batch's number, so a resumed run sees exactly the augmented batches of an uninterrupted one.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import tensorflow as tf
 
@@ -42,6 +47,18 @@ class Augmentation:
     min_contrast: float = 0.6  # the ink is scaled by a factor in [min_contrast, 1]
     noise: float = 0.3
     max_noise_sd: float = 25.0  # the noise's standard deviation lies in [0, max_noise_sd] (pixel values)
+    speckle: float = 0.0
+    max_speckle: float = 0.06  # salt-and-pepper hits a fraction in [0, max_speckle] of the pixels
+
+
+RecipeName = Literal["moves", "ink", "ink_speckle", "ink_speckle_strong"]
+RECIPES: dict[str, Augmentation] = {
+    "moves": Augmentation(thicker=0, thinner=0, binary_pen=0, contrast=0, noise=0),
+    "ink": Augmentation(),
+    "ink_speckle": Augmentation(thinner=0.3, speckle=0.2),
+    "ink_speckle_strong": Augmentation(thicker=0.25, thinner=0.35, binary_pen=0.3, noise=0.4, speckle=0.3),
+}
+DEFAULT_RECIPE: RecipeName = "ink_speckle"
 
 
 def follow_ink(images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -102,7 +119,7 @@ def augment_batch(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Augmented copies of a batch: ``images`` float32 (B, H, W, 1) with raw values 0–255, ``labels`` int32
     (B, H, W), ``seed`` two integers (a stateless seed). Returns the same shapes and dtypes."""
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=13)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=17)
     batch = tf.shape(images)[0]
     images, labels = _affine(images, labels, recipe, seeds[:5])
     thicker = tf.nn.max_pool2d(images, 3, 1, "SAME")
@@ -117,4 +134,9 @@ def augment_batch(
     sd = tf.reshape(_uniform(0.0, recipe.max_noise_sd, batch, seeds[10]), [batch, 1, 1, 1])
     noise = tf.random.stateless_normal(tf.shape(images), seed=seeds[11]) * sd
     noisy = tf.where(_chosen(recipe.noise, batch, seeds[12]), noise, 0.0)
-    return tf.clip_by_value(images + noisy, 0.0, 255.0), labels
+    images = tf.clip_by_value(images + noisy, 0.0, 255.0)
+    fraction = tf.reshape(_uniform(0.0, recipe.max_speckle, batch, seeds[13]), [batch, 1, 1, 1])
+    hit = tf.random.stateless_uniform(tf.shape(images), seed=seeds[14]) < fraction
+    salt = tf.random.stateless_uniform(tf.shape(images), seed=seeds[15]) < 0.5
+    speckled = hit & _chosen(recipe.speckle, batch, seeds[16])
+    return tf.where(speckled, tf.where(salt, 255.0, 0.0), images), labels

@@ -152,13 +152,20 @@ def evaluate(model: keras.Model | str | os.PathLike, split: data.Split, batch_si
     """A JSON-ready report of ``model`` (a Keras model, or the path of an exported ``.onnx`` graph) on ``split``
     (plain FCN scores, and the ink-gated ones apart)."""
     plain, gated = predict_both(model, split.images, batch_size)
+    name = Path(model).name if isinstance(model, str | os.PathLike) else model.name
+    return report_from_predictions(name, split.labels, plain, gated)
+
+
+def report_from_predictions(name: str, labels: np.ndarray, plain: np.ndarray, gated: np.ndarray) -> dict:
+    """The report of :func:`evaluate` from true ``labels`` and the ``plain`` and ``gated`` label maps that
+    :func:`predict_both` gave, uint8 (N, 64, 84) each; ``name`` is the model's."""
     report = {
-        "model": Path(model).name if isinstance(model, str | os.PathLike) else model.name,
-        "counts": {"images": len(split), "pixels": int(split.labels.size)},
-        **_section(split.labels, plain),
+        "model": name,
+        "counts": {"images": len(labels), "pixels": int(labels.size)},
+        **_section(labels, plain),
         "ink_gated": {
             key: value
-            for key, value in _section(split.labels, gated).items()
+            for key, value in _section(labels, gated).items()
             if key in ("mean_digit_iou", "mean_digit_dice", "worst_digit", "pixel_accuracy")
         },
     }

@@ -17,8 +17,9 @@ salt-and-pepper noise (1%, 5%, 10% of the pixels); whole-image shifts by ±2 and
 and 1.1 and rotations by ±10° (bilinear); three overlapping test-pool digits (:func:`overlapping_three`, in
 place of the split); and the 10 real Kaggle samples (:func:`real_samples`, skipped with a note when absent).
 
-:data:`CONDITIONS` names the perturbations at their levels; :func:`robustness_table` scores a model under each
-(one row per condition) and :func:`worst_cases` picks the images it segments worst.
+:data:`CONDITIONS` names the perturbations at their levels (:data:`SPLIT_CONDITIONS`: all but the real samples);
+:func:`robustness_table` scores a model under each (one row per condition) and :func:`worst_cases` picks the images
+it segments worst.
 """
 
 from __future__ import annotations
@@ -313,6 +314,8 @@ CONDITIONS: dict[str, Condition] = {
         lambda split, seed: real_samples(SAMPLE_DIR), missing="skipped: no real samples in ../shared/m2nist-sample"
     ),
 }
+# The conditions made from the split alone: the same rows on every machine (the real samples may be absent).
+SPLIT_CONDITIONS: dict[str, Condition] = {name: c for name, c in CONDITIONS.items() if name != "real Kaggle samples"}
 
 
 _COLUMNS = {
@@ -340,27 +343,7 @@ def robustness_table(
     (NaN under noise, where ink > 0 no longer marks the digits); ``note`` (why a row has no scores). Scores lie in
     [0, 1], NaN where undefined.
     """
-    rows = {}
-    for name, condition in conditions.items():
-        perturbed = condition.make(split, seed)
-        if perturbed is None:
-            rows[name] = {"images": 0, "note": condition.missing}
-            continue
-        report = evaluate.evaluate(model, perturbed)
-        worst = report["worst_digit"] or {"class": None, "iou": math.nan}
-        gated = report["ink_gated"]["mean_digit_iou"] if condition.gated else None
-        rows[name] = {
-            "images": len(perturbed),
-            "mean_digit_iou": report["mean_digit_iou"],
-            "worst_digit": worst["class"],
-            "worst_digit_iou": worst["iou"],
-            "pixel_accuracy": report["pixel_accuracy"],
-            "gated_mean_digit_iou": gated,
-            "note": "",
-        }
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(_COLUMNS))
-    table.index.name = "condition"
-    return table.astype(_COLUMNS)
+    return assess(model, split, seed=seed, conditions=conditions).table
 
 
 class WorstCases(NamedTuple):
@@ -384,14 +367,46 @@ def worst_cases(
 ) -> dict[str, WorstCases]:
     """Per condition (as in :func:`robustness_table`; missing ones left out), the ``count`` images with the
     lowest mean digit IoU of the plain prediction (images without digits last)."""
+    return assess(model, split, count, seed, conditions).worst
+
+
+class Assessment(NamedTuple):
+    """What :func:`assess` found: the :func:`robustness_table` and the :func:`worst_cases` of each condition."""
+
+    table: pd.DataFrame
+    worst: dict[str, WorstCases]
+
+
+def assess(
+    model: keras.Model | str | os.PathLike,
+    split: data.Split,
+    count: int = 4,
+    seed: int = 0,
+    conditions: Mapping[str, Condition] = CONDITIONS,
+) -> Assessment:
+    """:func:`robustness_table` and :func:`worst_cases` at once, from one prediction of each perturbed split."""
     _check_level("count", count, 1, math.inf, whole=True)
-    found = {}
+    rows, found = {}, {}
     for name, condition in conditions.items():
         perturbed = condition.make(split, seed)
         if perturbed is None:
+            rows[name] = {"images": 0, "note": condition.missing}
             continue
-        predicted = evaluate.predict(model, perturbed.images)
-        iou, _ = metrics.per_image_scores(perturbed.labels, predicted)
+        plain, gated = evaluate.predict_both(model, perturbed.images)
+        report = evaluate.report_from_predictions(name, perturbed.labels, plain, gated)
+        worst = report["worst_digit"] or {"class": None, "iou": math.nan}
+        rows[name] = {
+            "images": len(perturbed),
+            "mean_digit_iou": report["mean_digit_iou"],
+            "worst_digit": worst["class"],
+            "worst_digit_iou": worst["iou"],
+            "pixel_accuracy": report["pixel_accuracy"],
+            "gated_mean_digit_iou": report["ink_gated"]["mean_digit_iou"] if condition.gated else None,
+            "note": "",
+        }
+        iou, _ = metrics.per_image_scores(perturbed.labels, plain)
         index = np.argsort(iou, kind="stable")[:count]
-        found[name] = WorstCases(perturbed.images[index], perturbed.labels[index], predicted[index], iou[index], index)
-    return found
+        found[name] = WorstCases(perturbed.images[index], perturbed.labels[index], plain[index], iou[index], index)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(_COLUMNS))
+    table.index.name = "condition"
+    return Assessment(table.astype(_COLUMNS), found)

@@ -7,7 +7,7 @@ Each has its exercise's signature:
 - :func:`reference_iou_dice` and :func:`reference_dice_loss` wrap :mod:`m2nist_seg.evaluation.metrics` and
   :mod:`m2nist_seg.model.losses`.
 
-The compile step, which follows the training defaults, is :func:`m2nist_seg.teaching.exercises.reference_compile`.
+The compile step of the exercise is :func:`m2nist_seg.teaching.exercises.reference_compile`.
 """
 
 from __future__ import annotations

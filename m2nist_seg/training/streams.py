@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from m2nist_seg import data
-from m2nist_seg.data.augment import augment_batch
+from m2nist_seg.data.augment import DEFAULT_RECIPE, RECIPES, Augmentation, augment_batch
 from m2nist_seg.training.config import TrainConfig
 
 
@@ -28,9 +28,11 @@ def stream(
     batch_size: int,
     first_epoch: int,
     augment_seed: int | None = None,
+    recipe: Augmentation = RECIPES[DEFAULT_RECIPE],
 ):
     """Endless batches; epoch ``e`` holds the ``n`` images of ``draw(e)``, starting at ``first_epoch``. With an
-    ``augment_seed``, batch number ``k`` (counted from epoch 0) is augmented from the seed (augment_seed, k)."""
+    ``augment_seed``, batch number ``k`` (counted from epoch 0) is augmented by ``recipe`` from the seed
+    (augment_seed, k)."""
 
     def epochs():
         for epoch in range(first_epoch, 1_000_000):
@@ -47,10 +49,15 @@ def stream(
     if augment_seed is not None:
         numbered = batches.enumerate(start=first_epoch * (n // batch_size))
         batches = numbered.map(
-            lambda k, batch: augment_batch(*batch, tf.stack([tf.constant(augment_seed, tf.int64), k])),
+            lambda k, batch: augment_batch(*batch, tf.stack([tf.constant(augment_seed, tf.int64), k]), recipe),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def augmentation_of(config: TrainConfig) -> tuple[int | None, Augmentation]:
+    """The augment seed (None: no augmentation) and recipe of a run, as :func:`stream` takes them."""
+    return (config.seed if config.augment else None), RECIPES[config.augmentation]
 
 
 def fresh_training_data(config: TrainConfig, n: int, first_epoch: int = 0) -> tf.data.Dataset:
@@ -67,7 +74,7 @@ def fresh_training_data(config: TrainConfig, n: int, first_epoch: int = 0) -> tf
         seed = epoch_seed(config.seed, epoch)
         return data.generate_labels(n, seed=seed, pool="train", distort=config.distort_digits, elastic=elastic)
 
-    return stream(draw, n, config.batch_size, first_epoch, config.seed if config.augment else None)
+    return stream(draw, n, config.batch_size, first_epoch, *augmentation_of(config))
 
 
 def shuffled_training_data(config: TrainConfig, split: data.Split, n: int, first_epoch: int = 0) -> tf.data.Dataset:
@@ -81,4 +88,4 @@ def shuffled_training_data(config: TrainConfig, split: data.Split, n: int, first
         order = np.random.default_rng(epoch_seed(config.seed, epoch)).permutation(len(split))[:n]
         return split.images[order], split.labels[order]
 
-    return stream(draw, n, config.batch_size, first_epoch, config.seed if config.augment else None)
+    return stream(draw, n, config.batch_size, first_epoch, *augmentation_of(config))

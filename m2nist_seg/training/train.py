@@ -42,7 +42,7 @@ from m2nist_seg.evaluation import evaluate, metrics
 from m2nist_seg.model import losses
 from m2nist_seg.training import distributed, runs, streams
 from m2nist_seg.training.callbacks import EpochProgress, ResumableEarlyStopping, RunState, TimeBudget
-from m2nist_seg.training.config import LossName, Precision, TrainConfig
+from m2nist_seg.training.config import VALUES_BEFORE_OPTIONS_EXISTED, LossName, Precision, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 def choose_run_dir(config: TrainConfig) -> Path:
     """The folder a run of ``config`` writes to (:func:`m2nist_seg.training.runs.choose_run_dir`): its own name,
     or the next free ``NAME-2``, ``NAME-3``, … when that holds a finished run, unless ``config.overwrite``."""
-    return runs.choose_run_dir(config.run_dir, config.resume_key(), TrainConfig().resume_key(), config.overwrite)
+    before = {**TrainConfig().resume_key(), **VALUES_BEFORE_OPTIONS_EXISTED}
+    return runs.choose_run_dir(config.run_dir, config.resume_key(), before, config.overwrite)
 
 
 @contextlib.contextmanager
@@ -83,9 +84,9 @@ def compile_default(model: keras.Model, config: TrainConfig, steps_per_epoch: in
     (N, 64, 84)) and :class:`~m2nist_seg.evaluation.metrics.MeanDigitIoU`.
 
     The learning rate rises linearly from 0 to ``config.learning_rate`` over the first ``config.warmup_epochs``
-    epochs (none by default), then decays to 0 along a cosine over the remaining epochs.
+    epochs (one by default; at most ``epochs − 1``), then decays to 0 along a cosine over the remaining epochs.
     """
-    warmup_steps = config.warmup_epochs * steps_per_epoch
+    warmup_steps = config.effective_warmup_epochs * steps_per_epoch
     decay_steps = config.epochs * steps_per_epoch - warmup_steps
     if warmup_steps:
         schedule = keras.optimizers.schedules.CosineDecay(

@@ -3,7 +3,7 @@ galleries of predictions, errors by cause, and IoU against Dice."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import matplotlib.colors as mcolors
@@ -117,8 +117,10 @@ def plot_gallery(
     predicted: np.ndarray,
     scores: Sequence[float] | None = None,
     title: str | None = None,
+    row_names: Sequence[str] | None = None,
 ) -> plt.Figure:
-    """Rows of image | truth | prediction, with each row's mean digit IoU when ``scores`` are given."""
+    """Rows of image | truth | prediction, with each row's mean digit IoU when ``scores`` are given and its
+    name on the left when ``row_names`` are."""
     n = len(images)
     fig, axes = plt.subplots(n, 3, figsize=(9, 1.9 * n + 0.8), squeeze=False)
     for row in range(n):
@@ -129,6 +131,8 @@ def plot_gallery(
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(("image", "truth", "prediction")[col])
+        if row_names is not None:
+            axes[row, 0].set_ylabel(row_names[row], rotation=0, ha="right", va="center", labelpad=10)
         if scores is not None:
             axes[row, 2].set_ylabel(f"IoU {scores[row]:.2f}", rotation=0, ha="left", va="center", labelpad=10)
             axes[row, 2].yaxis.set_label_position("right")
@@ -137,6 +141,17 @@ def plot_gallery(
     legend_below(fig)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
+
+
+def plot_worst_cases(cases: Mapping[str, Sequence[np.ndarray]], title: str | None = None) -> plt.Figure:
+    """The worst image of each condition, a row each: image | truth | prediction, its mean digit IoU on the right
+    and the condition's name on the left. ``cases`` maps a condition's name to its images, labels, predicted
+    label maps and IoUs, worst first (as :func:`m2nist_seg.evaluation.robustness.worst_cases` gives them)."""
+    if not cases:
+        raise M2NISTError("cases: found none, expected at least one condition")
+    worst = [tuple(part[0] for part in case[:4]) for case in cases.values()]
+    images, truth, predicted, scores = (np.stack(column) for column in zip(*worst))
+    return plot_gallery(images, truth, predicted, scores, title=title, row_names=list(cases))
 
 
 @themed

@@ -24,6 +24,7 @@ from m2nist_seg.viz.evaluation_figures import (
     plot_iou_vs_dice,
     plot_per_class,
     plot_predictions,
+    plot_worst_cases,
 )
 from m2nist_seg.viz.model_figures import (
     TOY_MAP,
@@ -71,6 +72,7 @@ __all__ = [
     "plot_softmax_vs_sigmoid",
     "plot_transposed_convolution",
     "plot_variant_comparison",
+    "plot_worst_cases",
     "save_figure",
     "save_key_figure",
     "themed",
