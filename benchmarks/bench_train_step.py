@@ -1,6 +1,6 @@
-"""Where the default run's training time goes: data generation, batch size, bfloat16 and thread settings.
+"""Where the default run's training time goes: data generation, batch size, bfloat16, threads and schedule.
 
-Run: python benchmarks/bench_train_step.py [--force]
+Run: python benchmarks/bench_train_step.py [--only-schedules] [--force]
 
 Times the default run's training step (FCN-8, cross-entropy + Dice, Adam, the digit mIoU metric) on 3,504
 generated training images held in memory: the median of about 1,300 images' worth of steps after a warm-up,
@@ -8,6 +8,9 @@ for each batch size and precision, in one process. Thread settings are fixed whe
 one is timed in a fresh process (this script with ``--threads``), beside a fresh process with the default
 settings. Last, the time to generate one epoch of fresh training images, which the default run draws each
 epoch, against the time to train on them: the share of the epoch that the CPU could spend waiting on data.
+And the step under today's learning-rate schedule (warm-up, then cosine decay: a branch on the step number)
+against the previous one (cosine decay alone), in turns (``--only-schedules`` times only these): the two runs
+take the same steps on the same images, so their training time differs only by what the schedule costs a step.
 """
 
 import m2nist_seg  # noqa: F401  # isort: skip  (first, so that TensorFlow's C++ start-up log stays quiet)
@@ -22,7 +25,7 @@ from timing import add_force_option, best_of, require_idle
 
 from m2nist_seg import data
 from m2nist_seg import model as fcn
-from m2nist_seg.training.config import TrainConfig
+from m2nist_seg.training.config import NO_WARMUP_SCHEDULE, TrainConfig
 from m2nist_seg.training.train import compile_default, precision_policy
 
 EPOCH_IMAGES = 3504  # the default run's 3,500 training images, rounded up to a multiple of every batch size
@@ -30,6 +33,8 @@ MEASURED_IMAGES = 1280
 SETTINGS = [(16, "float32"), (32, "float32"), (64, "float32"), (16, "mixed_bfloat16"), (32, "mixed_bfloat16"),
             (64, "mixed_bfloat16")]  # fmt: skip
 THREADS = [(0, 0), (2, 1), (1, 2), (1, 1)]  # (intra-op, inter-op); 0 is TensorFlow's default, one per core
+SCHEDULES = {"previous: no warm-up": NO_WARMUP_SCHEDULE, "today: the default warm-up": {}}
+SCHEDULE_REPEATS = 3
 
 
 class StepTimes(keras.callbacks.Callback):
@@ -45,9 +50,12 @@ class StepTimes(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self.start)
 
 
-def images_per_second(images: np.ndarray, labels: np.ndarray, batch_size: int, precision: str) -> float:
-    """Training images per second of the default model and compile step: the median step's rate."""
-    config = TrainConfig(batch_size=batch_size, precision=precision)
+def images_per_second(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, precision: str, **changes: object
+) -> float:
+    """Training images per second of the default model and compile step (with the ``TrainConfig`` fields in
+    ``changes`` changed): the median step's rate."""
+    config = TrainConfig(batch_size=batch_size, precision=precision, **changes)
     with precision_policy(precision):
         model = fcn.build_fcn(config.variant)
         compile_default(model, config, len(images) // batch_size, labels)
@@ -68,9 +76,24 @@ def time_threads(intra: int, inter: int) -> None:
     print(images_per_second(images, labels, 16, "float32"))
 
 
+def time_schedules(images: np.ndarray, labels: np.ndarray) -> None:
+    """Print the default step's images/s under each of :data:`SCHEDULES`, timed in turns."""
+    rates: dict[str, list[float]] = {name: [] for name in SCHEDULES}
+    for _ in range(SCHEDULE_REPEATS):
+        for name, changes in SCHEDULES.items():
+            rates[name].append(images_per_second(images, labels, 16, "float32", **changes))
+    previous = float(np.median(rates[next(iter(SCHEDULES))]))
+    print("\n| schedule | training images/s (batch 16, float32), in turns | median | × previous |\n|---|---|---:|---:|")
+    for name, values in rates.items():
+        median = float(np.median(values))
+        runs = ", ".join(f"{value:.0f}" for value in values)
+        print(f"| {name} | {runs} | {median:.0f} | {median / previous:.3f}× |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", nargs=2, type=int, metavar=("INTRA", "INTER"), help=argparse.SUPPRESS)
+    parser.add_argument("--only-schedules", action="store_true", help="time only the step under each schedule")
     add_force_option(parser)
     args = parser.parse_args()
     if args.threads:
@@ -78,6 +101,9 @@ def main() -> None:
         return
     require_idle(args.force)
     images, labels = data.generate_labels(EPOCH_IMAGES, seed=1, pool="train")
+    time_schedules(images, labels)
+    if args.only_schedules:
+        return
 
     print("\n| batch | precision | training images/s | × batch 16, float32 |\n|---:|---|---:|---:|")
     rates = {}

@@ -216,7 +216,10 @@ def test_bad_input_gives_one_line_naming_the_argument(test_images):
         (lambda: robustness.thicker_strokes(images, labels, pixels=0), "pixels: found 0"),
         (lambda: robustness.gaussian_noise(images, labels, sd=-1), "sd: found -1"),
         (lambda: robustness.salt_and_pepper(images, labels, fraction=1.5), "fraction: found 1.5"),
-        (lambda: robustness.shift(images, labels, rows=1.5, cols=0), "rows: found 1.5, expected an integer"),
+        (
+            lambda: robustness.shift(images, labels, rows=1.5, cols=0),
+            "rows: found 1.5, expected a whole number in [-64, 64]",
+        ),
         (lambda: robustness.binary_pen(images, labels[:2]), "labels: found shape (2, 64, 84)"),
         (lambda: robustness.rotate(images, labels.astype(np.float32), 5), "labels: found dtype float32"),
         (lambda: robustness.scale(images[:, :10], labels[:, :10], 1.1), "images: found shape (5, 10, 84)"),

@@ -258,14 +258,11 @@ def test_elastic_warping_only_in_the_first_elastic_epochs(tmp_path, generator_ca
 
 
 def test_warm_up_leaves_at_least_one_epoch_to_decay():
-    """The default warm-up (one epoch) must not make a one-epoch run invalid: warm-up takes at most
+    """The default warm-up (two epochs) must not make a short run invalid: warm-up takes at most
     epochs − 1 epochs, so a one-epoch run decays from the peak at once, as a run without warm-up does."""
-    assert TrainConfig().warmup_epochs == 1
-    assert [TrainConfig(epochs=e, warmup_epochs=w).effective_warmup_epochs for e, w in [(1, 1), (2, 1), (3, 5)]] == [
-        0,
-        1,
-        2,
-    ]
+    assert TrainConfig().warmup_epochs == 2
+    assert [TrainConfig(epochs=e).effective_warmup_epochs for e in (1, 2, 3, 8)] == [0, 1, 2, 2]
+    assert [TrainConfig(epochs=e, warmup_epochs=w).effective_warmup_epochs for e, w in [(2, 1), (3, 5)]] == [1, 2]
     model = keras.Sequential([keras.Input((64, 84, 1)), keras.layers.Conv2D(11, 1, activation="softmax")])
     compile_default(model, TrainConfig(epochs=1, learning_rate=0.01), 10, np.zeros((1, 64, 84), np.uint8))
     for step, share_of_peak in {0: 1.0, 5: 0.5, 10: 0.0}.items():
@@ -280,6 +277,8 @@ def test_warm_up_leaves_at_least_one_epoch_to_decay():
         (0, {0: 1.0, 20: 0.5, 40: 0.0}),
         # With one epoch of warm-up: a line from 0 to the peak over 10 steps, then a cosine over 30.
         (1, {0: 0.0, 5: 0.5, 10: 1.0, 25: 0.5, 40: 0.0}),
+        # With two (the default): a line over 20 steps, then a cosine over 20.
+        (2, {0: 0.0, 10: 0.5, 20: 1.0, 30: 0.5, 40: 0.0}),
     ],
 )
 def test_default_learning_rate_schedule(warmup_epochs, expected):

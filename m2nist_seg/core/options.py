@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from m2nist_seg.core.errors import M2NISTError
+
 
 @dataclass(frozen=True)
 class Check:
@@ -42,6 +44,19 @@ POSITIVE_INTS = Check(
 NAME = Check(lambda v: isinstance(v, str) and v.strip() != "" and "/" not in v, "a non-empty name without '/'")
 TEXT = Check(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty text")
 FLAG = Check(lambda v: isinstance(v, bool), "True or False")
+
+
+def in_range(low: float, high: float, *, whole: bool = False) -> Check:
+    """The rule "a number (a whole number with ``whole``) in [low, high]"."""
+    accept_kind, kind = (_is_int, "a whole number") if whole else (_is_number, "a number")
+    return Check(lambda v: accept_kind(v) and low <= v <= high, f"{kind} in [{low}, {high}]")
+
+
+def require(name: str, value, check: Check) -> None:
+    """Raise :class:`M2NISTError` "NAME: found VALUE, expected …" unless ``check`` accepts ``value``: the one
+    message of a bad option or argument."""
+    if not check.accept(value):
+        raise M2NISTError(f"{name}: found {value!r}, expected {check.expected}")
 
 
 def argument_type(convert: Callable[[str], Any], check: Check | None) -> Callable[[str], Any]:

@@ -37,6 +37,7 @@ from scipy import ndimage
 
 from m2nist_seg import data
 from m2nist_seg.core.errors import M2NISTError
+from m2nist_seg.core.options import NON_NEGATIVE_INT, POSITIVE_INT, in_range, require
 from m2nist_seg.core.settings import PROJECT_ROOT
 from m2nist_seg.data import strokes
 from m2nist_seg.data.validation import check_images, check_labels, to_uint8_images
@@ -57,13 +58,6 @@ def _checked(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     if labels.shape != images.shape:
         raise M2NISTError(f"labels: found shape {labels.shape}, expected the images' shape {images.shape}")
     return images, labels
-
-
-def _check_level(name: str, value, low: float, high: float, whole: bool = False) -> None:
-    """Raise :class:`M2NISTError` unless ``value`` is a number (an integer with ``whole``) in [low, high]."""
-    kinds, kind = ((int, np.integer), "an integer") if whole else ((int, float, np.integer, np.floating), "a number")
-    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
-        raise M2NISTError(f"{name}: found {value!r}, expected {kind} in [{low}, {high}]")
 
 
 def labels_following_ink(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -91,7 +85,7 @@ def thicker_strokes(images: np.ndarray, labels: np.ndarray, pixels: int = 1) -> 
     """Strokes ``pixels`` wider on each side: grey dilation over a disk of radius ``pixels`` (each pixel takes
     the brightest ink within that distance). The newly inked rim takes the label of the nearest digit pixel."""
     images, labels = _checked(images, labels)
-    _check_level("pixels", pixels, 1, 10, whole=True)
+    require("pixels", pixels, in_range(1, 10, whole=True))
     thick = ndimage.grey_dilation(images, footprint=_disk(pixels))
     return thick, labels_following_ink(thick, labels)
 
@@ -100,7 +94,7 @@ def thinner_strokes(images: np.ndarray, labels: np.ndarray, pixels: int = 1) -> 
     """Strokes ``pixels`` narrower on each side: grey erosion over a disk of radius ``pixels`` (each pixel takes
     the faintest ink within that distance). Pixels that lose all their ink become background."""
     images, labels = _checked(images, labels)
-    _check_level("pixels", pixels, 1, 10, whole=True)
+    require("pixels", pixels, in_range(1, 10, whole=True))
     thin = ndimage.grey_erosion(images, footprint=_disk(pixels))
     return thin, labels_following_ink(thin, labels)
 
@@ -111,7 +105,7 @@ def binary_pen(
     """Ink as a binary pen draws it: 255 where the ink is at least ``threshold``, else 0. The faint
     anti-aliased rim is dropped, from the image and from the mask."""
     images, labels = _checked(images, labels)
-    _check_level("threshold", threshold, 1, 255, whole=True)
+    require("threshold", threshold, in_range(1, 255, whole=True))
     pen = np.where(images >= threshold, 255, 0).astype(np.uint8)
     return pen, labels_following_ink(pen, labels)
 
@@ -139,8 +133,8 @@ def board_strokes(
     tie), the others are background. Digits of one class in one image are thinned together.
     """
     images, labels = _checked(images, labels)
-    _check_level("width", width, 0.5, 16)
-    _check_level("threshold", threshold, 1, 255, whole=True)
+    require("width", width, in_range(0.5, 16))
+    require("threshold", threshold, in_range(1, 255, whole=True))
     drawn = [_redraw(image, image_labels, width, threshold) for image, image_labels in zip(images, labels)]
     if not drawn:
         return images.copy(), labels.copy()
@@ -151,7 +145,7 @@ def gaussian_noise(images: np.ndarray, labels: np.ndarray, sd: float, seed: int 
     """Gaussian noise of standard deviation ``sd`` (grey levels) added to every pixel, rounded and clipped to
     0–255 (so about half the background stays 0). The labels are returned unchanged: noise is not ink."""
     images, labels = _checked(images, labels)
-    _check_level("sd", sd, 0, 255)
+    require("sd", sd, in_range(0, 255))
     noise = np.random.default_rng(seed).normal(0.0, sd, images.shape)
     return np.clip(np.round(images + noise), 0, 255).astype(np.uint8), labels
 
@@ -162,7 +156,7 @@ def salt_and_pepper(
     """A ``fraction`` of the pixels, drawn at random, set to 255 (salt) or 0 (pepper), each with probability ½.
     The labels are returned unchanged: noise is not ink."""
     images, labels = _checked(images, labels)
-    _check_level("fraction", fraction, 0, 1)
+    require("fraction", fraction, in_range(0, 1))
     rng = np.random.default_rng(seed)
     hit, salt = rng.random(images.shape) < fraction, rng.random(images.shape) < 0.5
     return np.where(hit, np.where(salt, 255, 0), images).astype(np.uint8), labels
@@ -191,21 +185,21 @@ def _affine(
 def shift(images: np.ndarray, labels: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Whole images moved ``rows`` pixels down and ``cols`` pixels right (negative: up, left); ink pushed past
     the border is lost, from the image and the mask."""
-    _check_level("rows", rows, -data.HEIGHT, data.HEIGHT, whole=True)
-    _check_level("cols", cols, -data.WIDTH, data.WIDTH, whole=True)
+    require("rows", rows, in_range(-data.HEIGHT, data.HEIGHT, whole=True))
+    require("cols", cols, in_range(-data.WIDTH, data.WIDTH, whole=True))
     return _affine(images, labels, np.eye(2), (rows, cols))
 
 
 def scale(images: np.ndarray, labels: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
     """Whole images scaled by ``factor`` about their centre (bilinear; the mask follows the ink)."""
-    _check_level("factor", factor, 0.1, 10)
+    require("factor", factor, in_range(0.1, 10))
     return _affine(images, labels, factor * np.eye(2))
 
 
 def rotate(images: np.ndarray, labels: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
     """Whole images rotated by ``degrees`` anticlockwise (as displayed) about their centre (bilinear; the mask
     follows the ink)."""
-    _check_level("degrees", degrees, -360, 360)
+    require("degrees", degrees, in_range(-360, 360))
     cos, sin = np.cos(np.deg2rad(degrees)), np.sin(np.deg2rad(degrees))
     return _affine(images, labels, np.array([[cos, -sin], [sin, cos]]))
 
@@ -245,7 +239,7 @@ def overlapping_three(n: int, seed: int = 0) -> tuple[data.Split, data.Layout]:
     ``MIN_OVERLAP_PIXELS`` ink pixels with each of the others (about 4 in 10 are); layouts are drawn until ``n``
     are kept.
     """
-    _check_level("n", n, 0, math.inf, whole=True)
+    require("n", n, NON_NEGATIVE_INT)
     rng = np.random.default_rng(seed)
     kept = [_crowded_layout(0, rng)]
     while sum(len(layout.digit) for layout in kept) < n:
@@ -385,7 +379,7 @@ def assess(
     conditions: Mapping[str, Condition] = CONDITIONS,
 ) -> Assessment:
     """:func:`robustness_table` and :func:`worst_cases` at once, from one prediction of each perturbed split."""
-    _check_level("count", count, 1, math.inf, whole=True)
+    require("count", count, POSITIVE_INT)
     rows, found = {}, {}
     for name, condition in conditions.items():
         perturbed = condition.make(split, seed)

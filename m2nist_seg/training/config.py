@@ -29,6 +29,7 @@ from m2nist_seg.core.options import (
     TEXT,
     Check,
     argument_type,
+    require,
 )
 from m2nist_seg.core.settings import RUNS_DIR
 from m2nist_seg.data.augment import DEFAULT_RECIPE, RecipeName
@@ -65,9 +66,9 @@ class TrainConfig:
     loss: LossName = option("ce_dice", "loss")
     epochs: int = option(8, "maximum epochs", POSITIVE_INT)
     batch_size: int = option(16, "images per step", POSITIVE_INT)
-    learning_rate: float = option(1.2e-2, "peak Adam learning rate", POSITIVE_NUMBER)
+    learning_rate: float = option(8e-3, "peak Adam learning rate", POSITIVE_NUMBER)
     warmup_epochs: int = option(
-        1,
+        2,
         "raise the learning rate from 0 to its peak over this many first epochs (at most epochs - 1)",
         NON_NEGATIVE_INT,
     )
@@ -113,8 +114,8 @@ class TrainConfig:
             value, check = getattr(self, spec.name), field_check(spec)
             if value is None and spec.default is None:
                 continue
-            if check is not None and not check.accept(value):
-                raise M2NISTError(f"{spec.name}: found {value!r}, expected {check.expected}")
+            if check is not None:
+                require(spec.name, value, check)
         if self.elastic_epochs and not self.distort_digits:
             raise M2NISTError(
                 f"elastic_epochs: found {self.elastic_epochs!r} with distort_digits={self.distort_digits}, "
