@@ -13,10 +13,10 @@ compare arms only on an idle machine.
 
 import m2nist_seg  # noqa: F401  # isort: skip  (first, so that TensorFlow's C++ start-up log stays quiet)
 import argparse
-import json
 import os
-import sys
 import tempfile
+
+from timing import load_at_start, write_evidence
 
 from m2nist_seg import data
 from m2nist_seg.evaluation import evaluate, robustness
@@ -40,8 +40,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs per arm")
     parser.add_argument("--out", help="also write every arm's scores to this JSON file")
     args = parser.parse_args()
-    loads = os.getloadavg()
-    print(f"{os.cpu_count()} CPU cores, load average {loads[0]:.2f} {loads[1]:.2f} {loads[2]:.2f} at the start")
+    load_average = load_at_start()
     validation = data.load(seed=0).val
     scores = {}
     with tempfile.TemporaryDirectory() as output_dir:
@@ -70,9 +69,7 @@ def main() -> None:
         print(f"| {row} | " + " | ".join(f"{scores[arm]['validation_robustness'][row]:.3f}" for arm in names) + " |")
     print("| training s | " + " | ".join(f"{scores[arm]['seconds']:.0f}" for arm in names) + " |")
     if args.out:
-        command = "python benchmarks/bench_augment.py " + " ".join(sys.argv[1:])
-        with open(args.out, "w") as file:
-            json.dump({"command": command, "load_average_at_start": loads[0], "arms": scores}, file, indent=1)
+        write_evidence(args.out, load_average, scores)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ once, for the schedule that becomes the default.
 
 import m2nist_seg  # noqa: F401  # isort: skip  (first, so that TensorFlow's C++ start-up log stays quiet)
 import argparse
-import json
 import os
-import sys
 import tempfile
+
+from timing import load_at_start, write_evidence
 
 from m2nist_seg import data
 from m2nist_seg.evaluation import evaluate
@@ -42,8 +42,7 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="schedules to train")
     parser.add_argument("--out", help="also write every arm's scores to this JSON file")
     args = parser.parse_args()
-    loads = os.getloadavg()
-    print(f"{os.cpu_count()} CPU cores, load average {loads[0]:.2f} {loads[1]:.2f} {loads[2]:.2f} at the start")
+    load_average = load_at_start()
     extra, _ = data.generated_split(EXTRA_VALIDATION_IMAGES, seed=EXTRA_VALIDATION_SEED, pool="val")
     scores = {}
     with tempfile.TemporaryDirectory() as output_dir:
@@ -72,9 +71,7 @@ def main() -> None:
         )
     print(f"\nchosen: {max(scores, key=lambda arm: scores[arm]['extra_val_digit_miou'])}")
     if args.out:
-        command = "python benchmarks/bench_schedule.py " + " ".join(sys.argv[1:])
-        with open(args.out, "w") as file:
-            json.dump({"command": command, "load_average_at_start": loads[0], "arms": scores}, file, indent=1)
+        write_evidence(args.out, load_average, scores)
 
 
 if __name__ == "__main__":

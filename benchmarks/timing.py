@@ -1,10 +1,14 @@
-"""Shared timing helpers for the benchmark scripts."""
+"""Shared helpers for the benchmark scripts: timing, the machine's load, and the evidence they write."""
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+from m2nist_seg.core.atomic import atomic_path
 
 # A benchmark that uses every core needs them to itself. One busy process adds about 1 to the load average, so
 # a 1-minute load above a quarter of a core per core (0.5 on two cores) means that other work is running.
@@ -52,3 +56,19 @@ def require_idle(force: bool = False) -> None:
         print(f"refusing to time: {message}; wait for an idle machine, or pass --force", file=sys.stderr)
         sys.exit(1)
     print(f"WARNING: {message}; timing anyway (--force): these numbers are NOT comparable", file=sys.stderr)
+
+
+def load_at_start() -> float:
+    """Print the core count and load averages of a benchmark that is not a timing (its scores do not depend on the
+    load); return the 1-minute load average, which its evidence records."""
+    loads = os.getloadavg()
+    print(f"{os.cpu_count()} CPU cores, load average {loads[0]:.2f} {loads[1]:.2f} {loads[2]:.2f} at the start")
+    return loads[0]
+
+
+def write_evidence(path: str | os.PathLike, load_average: float, arms: dict) -> None:
+    """Write a benchmark's scores to the JSON file ``path`` (whole or not at all): the command that made them (the
+    running script and its arguments), the 1-minute load average at its start and each arm's scores."""
+    command = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"command": command, "load_average_at_start": load_average, "arms": arms}, indent=1))
