@@ -4,12 +4,13 @@ Run: python benchmarks/bench_schedule.py [--arms 8e-3+wu1 ...] [--out scores.jso
 
 Each arm trains the default run (`python -m m2nist_seg run`: 8 epochs of 3,500 fresh images, batch 16) with its
 peak Adam rate and warm-up epochs changed. Every arm takes the same steps on the same images with the same model,
-so none costs more training time (`bench_training_speed.py` checks that side by side). Every figure printed comes
-from validation images: the best epoch's mean digit IoU on the 500-image validation split, and the mean digit IoU
-of that checkpoint on 5,000 further images drawn from the validation digit pool (new layouts, generator seed
-:data:`EXTRA_VALIDATION_SEED`), which measures a difference of a few thousandths that 500 images cannot. The
-rule: the arm with the highest score on the 5,000 images. The test split is never printed here: it is scored
-once, for the schedule that becomes the default.
+so their training times differ only by what the schedule costs a step (`bench_training_speed.py` and
+`bench_train_step.py --only-schedules` measure that side by side; the seconds here are not timings). Every
+figure printed comes from validation images: the best epoch's mean digit IoU on the 500-image validation split,
+and the mean digit IoU of that checkpoint on 5,000 further images drawn from the validation digit pool (new
+layouts, generator seed :data:`EXTRA_VALIDATION_SEED`), which measures a difference of a few thousandths that
+500 images cannot. The rule: the arm with the highest score on the 5,000 images. The test split is never
+printed here: it is scored once, for the schedule that becomes the default.
 """
 
 import m2nist_seg  # noqa: F401  # isort: skip  (first, so that TensorFlow's C++ start-up log stays quiet)
