@@ -43,8 +43,8 @@ def main() -> None:
     require_idle(args.force)
     rows = []
     with tempfile.TemporaryDirectory() as output_dir:
-        for arm in args.arms:
-            config = TrainConfig(name=arm, output_dir=output_dir, verbose=False, **ARMS[arm])
+        for position, arm in enumerate(args.arms, start=1):
+            config = TrainConfig(name=f"{position}-{arm}", output_dir=output_dir, verbose=False, **ARMS[arm])
             report = train(config)
             rows.append((arm, report["training"]["seconds"], report["mean_digit_iou"]))
             print(f"{arm}: {rows[-1][1]:.0f} s of training, test mean digit IoU {rows[-1][2]:.4f}", flush=True)

@@ -84,7 +84,7 @@ def compile_default(model: keras.Model, config: TrainConfig, steps_per_epoch: in
     (N, 64, 84)) and :class:`~m2nist_seg.evaluation.metrics.MeanDigitIoU`.
 
     The learning rate rises linearly from 0 to ``config.learning_rate`` over the first ``config.warmup_epochs``
-    epochs (one by default; at most ``epochs − 1``), then decays to 0 along a cosine over the remaining epochs.
+    epochs (two by default; at most ``epochs − 1``), then decays to 0 along a cosine over the remaining epochs.
     """
     warmup_steps = config.effective_warmup_epochs * steps_per_epoch
     decay_steps = config.epochs * steps_per_epoch - warmup_steps
