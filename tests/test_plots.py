@@ -261,19 +261,39 @@ def test_loss_comparison():
     _assert_readable(fig)
 
 
-def test_variant_comparison():
+def _variant_result() -> dict:
     runs = [
         {"arm": arm, "seed": seed, "history": _history(3, top), "test_mean_digit_iou": top + 0.01 * seed}
         for arm, top in (("fcn32", 0.5), ("fcn16", 0.6), ("fcn8", 0.7))
         for seed in (0, 1, 2)
     ]
-    fig = plots.plot_variant_comparison({"experiment": "variants", "epochs": 3, "runs": runs})
+    return {"experiment": "variants", "epochs": 3, "runs": runs}
+
+
+def test_variant_comparison():
+    fig = plots.plot_variant_comparison(_variant_result())
     assert len(fig.axes) == 2
     assert len(fig.axes[0].lines) == 9
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["FCN-32", "FCN-16", "FCN-8"]
     assert _mean_labels(fig.axes[1]) == pytest.approx([0.51, 0.61, 0.71])
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["FCN-32", "FCN-16", "FCN-8"]
     _assert_readable(fig)
+
+
+def _dot_positions(fig: plt.Figure) -> np.ndarray:
+    fig.canvas.draw()  # a swarm places its dots when drawn
+    return np.concatenate([c.get_offsets() for c in fig.axes[1].collections])
+
+
+def test_variant_comparison_draws_the_same_dots_every_time():
+    """The saved figure must not change between runs of the notebook that draws it (a jittered strip plot
+    draws from numpy's global random state, which the first figure leaves advanced for the second)."""
+    first = _dot_positions(plots.plot_variant_comparison(_variant_result()))
+    second = _dot_positions(plots.plot_variant_comparison(_variant_result()))
+    np.testing.assert_array_equal(first, second)
+    scores = sorted(run["test_mean_digit_iou"] for run in _variant_result()["runs"])
+    np.testing.assert_allclose(sorted(first[:, 1]), scores)  # one dot per run, at its score
+    plt.close("all")
 
 
 def test_error_map_colours_each_wrong_pixel_by_its_cause():

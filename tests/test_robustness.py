@@ -271,3 +271,13 @@ def test_worst_cases_are_the_lowest_scoring_images(tiny_model, test_images):
         assert cases.images.shape == cases.labels.shape == cases.predicted.shape == (2, 64, 84)
         assert np.all(np.diff(cases.iou) >= 0) and cases.index.shape == (2,)
     np.testing.assert_array_equal(found["clean"].images, test_images[0][found["clean"].index])
+
+
+def test_worst_cases_leave_missing_conditions_out_and_check_count(tiny_model, test_images, monkeypatch, tmp_path):
+    monkeypatch.setattr(robustness, "SAMPLE_DIR", tmp_path)
+    conditions = {name: robustness.CONDITIONS[name] for name in ("thinner strokes -1 px", "real Kaggle samples")}
+    split = data.Split(*test_images)
+    found = robustness.worst_cases(tiny_model, split, count=3, conditions=conditions)
+    assert list(found) == ["thinner strokes -1 px"] and found["thinner strokes -1 px"].iou.shape == (3,)
+    with pytest.raises(M2NISTError, match="^count: found 0"):
+        robustness.worst_cases(tiny_model, split, count=0, conditions=conditions)

@@ -104,8 +104,10 @@ def _dots_and_means(ax: plt.Axes, runs: pd.DataFrame, x: str, colours: dict[str,
     levels = frame["label"].nunique()
     grouped = x != "label" and levels > 1
     common = {"data": frame, "x": x, "y": "test_mean_digit_iou", "hue": "label", "palette": palette, "ax": ax}
-    sns.stripplot(**common, dodge=grouped, size=7, jitter=0.08, edgecolor="0.2", linewidth=0.8, legend=False)
-    # Dodged as far as the strip plot's dodge puts each hue level, so that each mean line sits on its dots.
+    # A swarm, not a jittered strip: seaborn jitters with numpy's global random state, so the saved figure
+    # changed on every run; a swarm places the dots side by side, the same each time, and never on each other.
+    sns.swarmplot(**common, dodge=grouped, size=7, edgecolor="0.2", linewidth=0.8, legend=False)
+    # Dodged as far as the swarm plot's dodge puts each hue level, so that each mean line sits on its dots.
     sns.pointplot(
         **common,
         dodge=0.8 * (levels - 1) / levels if grouped else False,
